@@ -1,0 +1,583 @@
+//! A network-namespace lab for vipd's integration tests, demo and benchmarks.
+//!
+//! A lab is N nodes and one client, each a network namespace with an `eth0` plugged into a
+//! bridge that lives in a namespace of its own, so no traffic of the lab touches the host.
+//! Every name carries a prefix unique to the lab; the [`Lab`] guard kills what it started
+//! and removes every namespace (and with them every link) and bpffs pin when dropped, even
+//! when the test panics.
+use std::fmt::Write as _;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+/// Subnet of every lab: labs are isolated, so they can all use the same one.
+pub const SUBNET_PREFIX: u8 = 24;
+/// The client's address.
+pub const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 200);
+/// The VIP most tests share.
+pub const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
+/// A second VIP for two-group tests.
+pub const VIP2: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 101);
+
+/// Address of node `i` (1-based).
+pub fn node_addr(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(10, 0, 0, i as u8)
+}
+
+/// The vipd binary under test: `$VIPD_BIN`, or the workspace's debug build.
+pub fn vipd_bin() -> PathBuf {
+    std::env::var_os("VIPD_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .unwrap()
+                .join("target/debug/vipd")
+        })
+}
+
+/// Fails unless running as root: the lab needs namespaces and XDP, and a test that quietly
+/// skips would report success for nothing.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "vipd's integration tests need root (network namespaces, XDP)"
+    );
+}
+
+/// One namespace of the lab.
+#[derive(Clone, Debug)]
+pub struct Host {
+    pub ns: String,
+    pub addr: Ipv4Addr,
+}
+
+impl Host {
+    /// A command run inside this namespace.
+    pub fn cmd(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.ns]).arg(program);
+        c
+    }
+
+    /// Runs `sh -c script` in the namespace and returns its output (any exit status).
+    pub fn sh(&self, script: &str) -> Output {
+        self.cmd("sh")
+            .args(["-c", script])
+            .output()
+            .expect("cannot run ip netns exec")
+    }
+
+    /// Runs `sh -c script` in the namespace, failing unless it succeeds; returns stdout.
+    pub fn ok(&self, script: &str) -> Result<String> {
+        let out = self.sh(script);
+        if !out.status.success() {
+            bail!(
+                "in {}: `{script}` failed ({}): {}",
+                self.ns,
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Ifindex of `eth0` in this namespace.
+    pub fn ifindex(&self) -> u32 {
+        self.ok("cat /sys/class/net/eth0/ifindex")
+            .expect("eth0 exists")
+            .trim()
+            .parse()
+            .expect("ifindex is a number")
+    }
+
+    /// MAC address of `eth0`.
+    pub fn mac(&self) -> String {
+        self.ok("cat /sys/class/net/eth0/address")
+            .expect("eth0 exists")
+            .trim()
+            .to_owned()
+    }
+
+    /// Whether `addr` is configured on `eth0`.
+    pub fn has_addr(&self, addr: Ipv4Addr) -> bool {
+        self.ok("ip -4 -o addr show dev eth0")
+            .map(|s| s.contains(&format!("inet {addr}/")))
+            .unwrap_or(false)
+    }
+
+    /// Sets `eth0` up or down.
+    pub fn link(&self, up: bool) -> Result<()> {
+        self.ok(&format!(
+            "ip link set eth0 {}",
+            if up { "up" } else { "down" }
+        ))
+        .map(drop)
+    }
+}
+
+static LAB_SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// The lab guard.
+pub struct Lab {
+    pub prefix: String,
+    pub nodes: Vec<Host>,
+    pub client: Host,
+    switch: String,
+    dir: PathBuf,
+    children: Vec<Child>,
+}
+
+impl Lab {
+    /// Builds a lab of `n` nodes and a client. `tag` names the test in the prefix.
+    pub fn new(tag: &str, n: usize) -> Result<Lab> {
+        require_root();
+        let seq = LAB_SEQ.fetch_add(1, Ordering::SeqCst);
+        let tag: String = tag
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .take(12)
+            .collect();
+        let prefix = format!("vipd-{tag}-{}-{seq}", std::process::id());
+        let dir = std::env::temp_dir().join(&prefix);
+        std::fs::create_dir_all(&dir)?;
+        let mut lab = Lab {
+            switch: format!("{prefix}-sw"),
+            nodes: (1..=n)
+                .map(|i| Host {
+                    ns: format!("{prefix}-n{i}"),
+                    addr: node_addr(i),
+                })
+                .collect(),
+            client: Host {
+                ns: format!("{prefix}-c"),
+                addr: CLIENT,
+            },
+            prefix,
+            dir,
+            children: Vec::new(),
+        };
+        // From here on, Drop cleans up whatever part of the lab exists.
+        lab.build()?;
+        Ok(lab)
+    }
+
+    fn build(&mut self) -> Result<()> {
+        let mut script = String::new();
+        let sw = &self.switch;
+        writeln!(script, "set -e; ip netns add {sw}")?;
+        writeln!(
+            script,
+            "ip -n {sw} link add br0 type bridge; ip -n {sw} link set br0 up; ip -n {sw} link set lo up"
+        )?;
+        // The bridge must forward at once, and multicast must reach every port.
+        writeln!(
+            script,
+            "ip -n {sw} link set br0 type bridge forward_delay 0 stp_state 0 mcast_snooping 0"
+        )?;
+        let hosts: Vec<(String, Host)> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (format!("p{}", i + 1), h.clone()))
+            .chain(std::iter::once(("pc".to_owned(), self.client.clone())))
+            .collect();
+        for (port, h) in &hosts {
+            let ns = &h.ns;
+            writeln!(script, "ip netns add {ns}; ip -n {ns} link set lo up")?;
+            writeln!(
+                script,
+                "ip -n {sw} link add {port} type veth peer name eth0 netns {ns}"
+            )?;
+            writeln!(
+                script,
+                "ip -n {sw} link set {port} master br0 up; ip -n {ns} addr add {}/{SUBNET_PREFIX} dev eth0; ip -n {ns} link set eth0 up",
+                h.addr
+            )?;
+        }
+        run_sh(&script)
+    }
+
+    /// A per-lab scratch directory (logs, configs, pid files).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// bpffs pin directory for vipd on node `i` (0-based), removed with the lab.
+    pub fn pin_dir(&self, i: usize) -> PathBuf {
+        PathBuf::from(format!("/sys/fs/bpf/{}/n{}", self.prefix, i + 1))
+    }
+
+    /// Control socket path for vipd on node `i`.
+    pub fn socket(&self, i: usize) -> PathBuf {
+        self.dir.join(format!("n{}.sock", i + 1))
+    }
+
+    /// Log file of vipd on node `i`.
+    pub fn log(&self, i: usize) -> PathBuf {
+        self.dir.join(format!("n{}.log", i + 1))
+    }
+
+    /// Starts `vipd` on node `i` with `args` (ucarp-style flags or `run --config ...`);
+    /// the lab's socket and pin paths are added. Output goes to the node's log.
+    pub fn start_vipd(&mut self, i: usize, args: &[&str]) -> Result<u32> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log(i))?;
+        let mut cmd = self.nodes[i].cmd(vipd_bin());
+        cmd.args(["--control-socket", &self.socket(i).to_string_lossy()])
+            .args(["--bpffs-dir", &self.pin_dir(i).to_string_lossy()])
+            .args(args)
+            .env("RUST_LOG", "vipd=debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        let child = cmd.spawn().context("starting vipd")?;
+        let pid = child.id();
+        self.children.push(child);
+        Ok(pid)
+    }
+
+    /// Starts any long-running command in a namespace; it is killed with the lab.
+    pub fn spawn(&mut self, host: &Host, args: &[&str], log_name: &str) -> Result<u32> {
+        let log = std::fs::File::create(self.dir.join(log_name))?;
+        let child = host
+            .cmd(args[0])
+            .args(&args[1..])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {args:?}"))?;
+        let pid = child.id();
+        self.children.push(child);
+        Ok(pid)
+    }
+
+    /// Sends `signal` (0: none) to a process the lab started and waits up to `wait` for it
+    /// to exit. Returns whether it exited.
+    pub fn signal(&mut self, pid: u32, signal: i32, wait: Duration) -> bool {
+        if signal != 0 {
+            // `ip netns exec` execs the program, so the child's pid is the program's.
+            // SAFETY: sending a signal to a child we own.
+            unsafe { libc::kill(pid as i32, signal) };
+        }
+        let Some(child) = self.children.iter_mut().find(|c| c.id() == pid) else {
+            return false;
+        };
+        let deadline = Instant::now() + wait;
+        loop {
+            if let Ok(Some(_)) = child.try_wait() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Contents of node `i`'s vipd log.
+    pub fn log_text(&self, i: usize) -> String {
+        std::fs::read_to_string(self.log(i)).unwrap_or_default()
+    }
+
+    /// Runs `vipd <args>` (a control command) on node `i` against its daemon.
+    pub fn vipd_ctl(&self, i: usize, args: &[&str]) -> Result<String> {
+        let out = self.nodes[i]
+            .cmd(vipd_bin())
+            .args(args)
+            .args(["--control-socket", &self.socket(i).to_string_lossy()])
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "vipd {args:?} on node {}: {}",
+                i + 1,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Polls `cond` every 10 ms until it holds or `timeout` passes.
+    pub fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if cond() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The MACs that answer ARP for `addr` from the client: `arping -c count`.
+    pub fn arp_owners(&self, addr: Ipv4Addr, count: u32) -> Vec<String> {
+        let out = self.client.sh(&format!(
+            "arping -I eth0 -c {count} -w {} {addr}",
+            count + 1
+        ));
+        parse_arping_macs(&String::from_utf8_lossy(&out.stdout))
+    }
+
+    /// Starts pinging `addr` from the client: `count` probes, one every `interval`.
+    pub fn start_probe(&mut self, addr: Ipv4Addr, interval: Duration, count: u32) -> Result<Probe> {
+        let name = format!("probe-{}.log", self.children.len());
+        let path = self.dir.join(&name);
+        let secs = format!("{:.3}", interval.as_secs_f64());
+        // -D: timestamp each reply; -O: report each missed reply; -W: how long the last
+        // probes may take to be answered before ping prints its summary.
+        let pid = self.spawn(
+            &self.client.clone(),
+            &[
+                "ping", "-D", "-O", "-n", "-W", "1", "-i", &secs, "-c", &count.to_string(),
+                &addr.to_string(),
+            ],
+            &name,
+        )?;
+        Ok(Probe {
+            pid,
+            path,
+            until: Instant::now() + interval * count + Duration::from_secs(5),
+        })
+    }
+
+    /// Waits for a probe to finish its count and summarises what it saw.
+    pub fn finish_probe(&mut self, probe: Probe) -> Result<ProbeReport> {
+        let wait = probe.until.saturating_duration_since(Instant::now());
+        if !self.signal(probe.pid, 0, wait) {
+            bail!("ping did not finish in time");
+        }
+        let text = std::fs::read_to_string(&probe.path)?;
+        ProbeReport::parse(&text)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let mut names: Vec<&str> = self.nodes.iter().map(|h| h.ns.as_str()).collect();
+        names.push(&self.client.ns);
+        names.push(&self.switch);
+        for ns in names {
+            // Kill anything still running in the namespace (daemons started by scripts).
+            let _ = Command::new("ip")
+                .args(["netns", "pids", ns])
+                .output()
+                .map(|o| {
+                    for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
+                        if let Ok(pid) = pid.parse::<i32>() {
+                            // SAFETY: killing a process of the lab's own namespace.
+                            unsafe { libc::kill(pid, libc::SIGKILL) };
+                        }
+                    }
+                });
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+        let _ = std::fs::remove_dir_all(format!("/sys/fs/bpf/{}", self.prefix));
+        if std::env::var_os("VIPD_KEEP_LOGS").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn run_sh(script: &str) -> Result<()> {
+    let out = Command::new("sh").args(["-c", script]).output()?;
+    if !out.status.success() {
+        bail!(
+            "lab set-up failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// MACs in arping's replies (`Unicast reply from 10.0.0.100 [AA:BB:..]  0.8ms`), deduplicated.
+pub fn parse_arping_macs(out: &str) -> Vec<String> {
+    let mut macs: Vec<String> = out
+        .lines()
+        .filter(|l| l.contains("reply from"))
+        .filter_map(|l| {
+            let start = l.find('[')?;
+            let end = l[start..].find(']')?;
+            Some(l[start + 1..start + end].to_ascii_lowercase())
+        })
+        .collect();
+    macs.sort();
+    macs.dedup();
+    macs
+}
+
+/// A running ping.
+pub struct Probe {
+    pid: u32,
+    path: PathBuf,
+    until: Instant,
+}
+
+/// What a probe saw.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeReport {
+    pub sent: u64,
+    pub received: u64,
+    /// Longest time between two consecutive replies (ping's `-D` timestamps).
+    pub longest_gap: Duration,
+}
+
+impl ProbeReport {
+    pub fn lost(&self) -> u64 {
+        self.sent.saturating_sub(self.received)
+    }
+
+    /// Parses ping's output.
+    pub fn parse(text: &str) -> Result<ProbeReport> {
+        let mut stamps: Vec<f64> = Vec::new();
+        let mut sent = None;
+        let mut received = None;
+        for line in text.lines() {
+            if line.contains("bytes from")
+                && let Some(ts) = line
+                    .strip_prefix('[')
+                    .and_then(|l| l.split(']').next())
+                    .and_then(|t| t.parse::<f64>().ok())
+            {
+                stamps.push(ts);
+            }
+            if line.contains("packets transmitted") {
+                let nums: Vec<u64> = line
+                    .split([',', ' '])
+                    .filter_map(|w| w.parse().ok())
+                    .collect();
+                sent = nums.first().copied();
+                received = nums.get(1).copied();
+            }
+        }
+        let (Some(sent), Some(received)) = (sent, received) else {
+            bail!("no ping summary in:\n{text}");
+        };
+        let longest = stamps
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .fold(0.0f64, f64::max);
+        Ok(ProbeReport {
+            sent,
+            received,
+            longest_gap: Duration::from_secs_f64(longest.max(0.0)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_ping_output() {
+        let text = "PING 10.0.0.100 (10.0.0.100) 56(84) bytes of data.\n\
+[1700000000.100000] 64 bytes from 10.0.0.100: icmp_seq=1 ttl=64 time=0.05 ms\n\
+[1700000000.110000] 64 bytes from 10.0.0.100: icmp_seq=2 ttl=64 time=0.05 ms\n\
+[1700000000.150000] no answer yet for icmp_seq=3\n\
+[1700000000.410000] 64 bytes from 10.0.0.100: icmp_seq=6 ttl=64 time=0.05 ms\n\
+\n--- 10.0.0.100 ping statistics ---\n\
+6 packets transmitted, 3 received, 50% packet loss, time 50ms\n";
+        let r = ProbeReport::parse(text).unwrap();
+        assert_eq!(r.sent, 6);
+        assert_eq!(r.received, 3);
+        assert_eq!(r.lost(), 3);
+        assert!((r.longest_gap.as_secs_f64() - 0.3).abs() < 1e-6);
+    }
+
+    #[test]
+    fn parses_arping_replies() {
+        let text = "ARPING 10.0.0.100 from 10.0.0.200 eth0\n\
+Unicast reply from 10.0.0.100 [AA:BB:CC:00:00:01]  0.7ms\n\
+Unicast reply from 10.0.0.100 [aa:bb:cc:00:00:01]  0.6ms\n\
+Sent 2 probes (1 broadcast(s))\nReceived 2 response(s)\n";
+        assert_eq!(parse_arping_macs(text), vec!["aa:bb:cc:00:00:01"]);
+    }
+}
+
+/// Runs `f` on a thread that has entered namespace `ns`: sockets, interfaces and BPF
+/// attachments made by `f` live in that namespace.
+pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = format!("/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).expect("namespace exists");
+        // SAFETY: setns on this thread only, with a valid namespace fd.
+        let rc = unsafe {
+            libc::setns(
+                std::os::fd::AsRawFd::as_raw_fd(&file),
+                libc::CLONE_NEWNET,
+            )
+        };
+        assert_eq!(rc, 0, "setns into {path}: {}", std::io::Error::last_os_error());
+        f()
+    })
+    .join()
+    .expect("thread in namespace panicked")
+}
+
+/// Frames for BPF_PROG_TEST_RUN.
+pub mod frames {
+    use std::net::Ipv4Addr;
+
+    const SRC_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+
+    fn eth(ethertype: u16, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![0xff; 6];
+        f.extend_from_slice(&SRC_MAC);
+        f.extend_from_slice(&ethertype.to_be_bytes());
+        f.extend_from_slice(payload);
+        f
+    }
+
+    /// An ARP frame: opcode 1 (request) or 2 (reply).
+    pub fn arp(op: u16, sender: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
+        let mut a = vec![0, 1, 0x08, 0, 6, 4];
+        a.extend_from_slice(&op.to_be_bytes());
+        a.extend_from_slice(&SRC_MAC);
+        a.extend_from_slice(&sender.octets());
+        a.extend_from_slice(&[0; 6]);
+        a.extend_from_slice(&target.octets());
+        eth(0x0806, &a)
+    }
+
+    /// A whole IPv4 packet wrapped in Ethernet.
+    pub fn ipv4(packet: &[u8]) -> Vec<u8> {
+        eth(0x0800, packet)
+    }
+
+    /// A TCP SYN from 10.0.0.200:40000 to `dst`:80.
+    pub fn tcp_syn(dst: Ipv4Addr) -> Vec<u8> {
+        let mut ip = vec![0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 200];
+        ip.extend_from_slice(&dst.octets());
+        let mut tcp = vec![0x9c, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff];
+        tcp.extend_from_slice(&[0, 0, 0, 0]);
+        ip.extend_from_slice(&tcp);
+        ipv4(&ip)
+    }
+
+    /// Hex string to bytes.
+    pub fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+            .collect()
+    }
+
+    /// Debian ucarp 1.5.2's advertisement (vhid 1, advbase 1, advskew 0, password `secret`,
+    /// VIP 10.0.0.100, source 10.77.0.1), captured with tcpdump: the whole IPv4 packet.
+    pub const UCARP_ADVERT: &str = "4510003836084000ff705add0a4d0001e0000012210100070001f42db4c541e64ebd732d0e3e71945b3936c8b3c5c6aa9c72690714748bff";
+}

@@ -1,0 +1,137 @@
+//! The XDP program on hand-built frames (BPF_PROG_TEST_RUN) and on a lab veth under real
+//! ping and arping traffic.
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use vipd::dataplane::{Dataplane, monotonic_ns};
+use vipd_common::{AdvertEvent, Reason};
+use vipd_tests::{Lab, VIP, frames, in_netns};
+
+const XDP_DROP: u32 = 1;
+const XDP_PASS: u32 = 2;
+
+/// Loads the programs inside the lab's first node (pins under the lab's bpffs folder) and
+/// runs `f` there.
+fn with_dataplane<T: Send + 'static>(
+    lab: &Lab,
+    f: impl FnOnce(&mut Dataplane, u32) -> T + Send + 'static,
+) -> T {
+    let pin = lab.pin_dir(0);
+    in_netns(&lab.nodes[0].ns, move || {
+        let mut dp = Dataplane::load(&pin).expect("load eBPF");
+        let ifindex = vipd::dataplane::ifindex("eth0").unwrap();
+        f(&mut dp, ifindex)
+    })
+}
+
+#[test]
+fn classifies_hand_built_frames() {
+    let lab = Lab::new("testrun", 1).unwrap();
+    with_dataplane(&lab, |dp, ifindex| {
+        let run = |dp: &Dataplane, frame: &[u8]| dp.test_run_xdp(frame, ifindex, 1).unwrap().0;
+
+        // ARP request for an address vipd does not manage: passed.
+        let before = dp.counters().unwrap();
+        let req = frames::arp(1, Ipv4Addr::new(10, 0, 0, 200), VIP);
+        assert_eq!(run(dp, &req), XDP_PASS);
+        let after = dp.counters().unwrap();
+        assert_eq!(after.get(Reason::PassArpRequest), before.get(Reason::PassArpRequest) + 1);
+
+        // The same request once vipd manages the VIP but does not own it: dropped.
+        dp.set_owner(ifindex, VIP, 0).unwrap();
+        assert_eq!(run(dp, &req), XDP_DROP);
+        assert_eq!(dp.counters().unwrap().get(Reason::DropArpNotOwned), 1);
+        // Owned with a live lease: passed. Expired lease: dropped again.
+        dp.set_owner(ifindex, VIP, monotonic_ns() + 10_000_000_000).unwrap();
+        assert_eq!(run(dp, &req), XDP_PASS);
+        assert_eq!(dp.counters().unwrap().get(Reason::PassArpOwnedVip), 1);
+        dp.set_owner(ifindex, VIP, monotonic_ns() - 1).unwrap();
+        assert_eq!(run(dp, &req), XDP_DROP);
+        assert_eq!(dp.counters().unwrap().get(Reason::DropArpNotOwned), 2);
+        // ARP replies are never touched.
+        assert_eq!(run(dp, &frames::arp(2, VIP, Ipv4Addr::new(10, 0, 0, 200))), XDP_PASS);
+        assert_eq!(dp.counters().unwrap().get(Reason::PassArpOther), 1);
+
+        // The real ucarp advertisement: another group's until vhid 1 is configured here.
+        let ip = frames::hex(frames::UCARP_ADVERT);
+        let advert = frames::ipv4(&ip);
+        assert_eq!(run(dp, &advert), XDP_PASS);
+        assert_eq!(dp.counters().unwrap().get(Reason::PassCarpOtherVhid), 1);
+        dp.add_group(ifindex, 1).unwrap();
+        let mut ring = dp.take_adverts().unwrap();
+        assert_eq!(run(dp, &advert), XDP_PASS);
+        assert_eq!(dp.counters().unwrap().get(Reason::PassCarpToDaemon), 1);
+        let item = ring.next().expect("advertisement in the ring buffer");
+        assert_eq!(item.len(), std::mem::size_of::<AdvertEvent>());
+        // SAFETY: the record is an AdvertEvent written by the XDP program.
+        let ev: AdvertEvent = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
+        drop(item);
+        assert_eq!(&ev.carp[..], &ip[20..]);
+        assert_eq!(ev.src.to_ne_bytes(), [10, 77, 0, 1]);
+        assert_eq!(ev.ttl, 255);
+        assert_eq!(ev.ifindex, ifindex);
+        assert!(ev.rx_ns > 0 && ev.rx_ns <= monotonic_ns());
+        let seen = dp.group_seen(ifindex, 1).unwrap();
+        assert_eq!((seen.count, seen.last_seen_ns), (1, ev.rx_ns));
+
+        // Same advertisement with TTL 64: dropped in XDP, never reaches the daemon.
+        let mut low_ttl = ip.clone();
+        low_ttl[8] = 64;
+        assert_eq!(run(dp, &frames::ipv4(&low_ttl)), XDP_DROP);
+        assert_eq!(dp.counters().unwrap().get(Reason::DropCarpBadTtl), 1);
+        assert!(ring.next().is_none());
+        // A VRRP-sized protocol-112 packet is not CARP: passed untouched.
+        let mut vrrp = ip[..20].to_vec();
+        vrrp[3] = 40;
+        vrrp.extend_from_slice(&[0x21, 1, 100, 1, 1, 1, 0, 0, 10, 0, 0, 100, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(run(dp, &frames::ipv4(&vrrp)), XDP_PASS);
+        assert_eq!(dp.counters().unwrap().get(Reason::PassProto112NotCarp), 1);
+
+        // TCP SYN: other IPv4.
+        assert_eq!(run(dp, &frames::tcp_syn(VIP)), XDP_PASS);
+        assert_eq!(dp.counters().unwrap().get(Reason::PassIpv4Other), 1);
+        // IPv6 and a runt frame.
+        let mut v6 = frames::tcp_syn(VIP);
+        v6[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
+        assert_eq!(run(dp, &v6), XDP_PASS);
+        assert_eq!(dp.counters().unwrap().get(Reason::PassOther), 1);
+        assert_eq!(run(dp, &req[..20]), XDP_PASS);
+        assert_eq!(dp.counters().unwrap().get(Reason::PassTruncated), 1);
+    });
+}
+
+#[test]
+fn counters_move_under_real_traffic() {
+    let lab = Lab::new("traffic", 1).unwrap();
+    let node = lab.nodes[0].clone();
+    let pin = lab.pin_dir(0);
+    // Attach inside the node, then generate traffic from the client.
+    let before = in_netns(&node.ns, move || {
+        let mut dp = Dataplane::load(&pin).expect("load eBPF");
+        let (_, mode) = dp.attach("eth0").expect("attach");
+        assert_eq!(mode, vipd::dataplane::AttachMode::Native, "veth supports native XDP");
+        dp.counters().unwrap()
+    });
+    lab.client
+        .ok(&format!("ping -c 5 -i 0.05 -W 1 {}", node.addr))
+        .expect("node answers ping with XDP attached");
+    lab.client
+        .ok(&format!("arping -c 3 -w 3 -I eth0 {}", node.addr))
+        .expect("node answers arping with XDP attached");
+    let pin = lab.pin_dir(0);
+    let after = in_netns(&node.ns, move || {
+        let dp = Dataplane::load(&pin).expect("reload with pinned maps");
+        let c = dp.counters().unwrap();
+        dp.detach_all().unwrap();
+        c
+    });
+    let moved = |r: Reason| after.get(r) - before.get(r);
+    assert!(moved(Reason::PassIpv4Other) >= 5, "echo requests counted: {after:?}");
+    assert!(moved(Reason::PassArpRequest) >= 3, "ARP requests counted: {after:?}");
+    assert_eq!(moved(Reason::DropArpNotOwned), 0);
+    // Once detached, the node still answers (nothing of vipd left in the path).
+    std::thread::sleep(Duration::from_millis(10));
+    lab.client
+        .ok(&format!("ping -c 1 -W 1 {}", node.addr))
+        .expect("node answers after detach");
+}

@@ -1,0 +1,202 @@
+//! The contract between vipd's XDP/TC programs and the daemon.
+//!
+//! Every map the kernel side uses is named here once, with what it is for, and every value
+//! that crosses the boundary is a plain `#[repr(C)]` struct of fixed-size integers. Addresses
+//! are stored as they appear on the wire (network byte order) so the kernel side never swaps.
+#![no_std]
+
+/// Name of the XDP program in the object file.
+pub const XDP_PROGRAM: &str = "vipd_xdp";
+/// Name of the TC egress program in the object file.
+pub const TC_EGRESS_PROGRAM: &str = "vipd_tc_egress";
+
+/// `STATS`: per-CPU array of packet counters, indexed by [`Reason`]. Every verdict either
+/// program takes increments exactly one slot, so the sum of all slots is the number of
+/// frames seen.
+pub const MAP_STATS: &str = "STATS";
+/// `VIP_OWNER`: hash map [`VipKey`] → [`VipOwner`]. One entry for every VIP vipd manages on
+/// an interface; the XDP program drops ARP requests for a VIP whose entry says "not owned"
+/// (or whose lease has run out) and the TC program drops ARP that would claim it.
+pub const MAP_VIP_OWNER: &str = "VIP_OWNER";
+/// `VHIDS`: hash map [`VhidKey`] → [`VhidSeen`]. One entry per CARP group configured on an
+/// interface; the XDP program records when and from whom it last saw an advertisement.
+pub const MAP_VHIDS: &str = "VHIDS";
+/// `ADVERTS`: ring buffer of [`AdvertEvent`], one per CARP advertisement for a configured
+/// group, carrying the kernel receive timestamp. It is the daemon's only receive path for
+/// advertisements, so no socket queue can starve them.
+pub const MAP_ADVERTS: &str = "ADVERTS";
+/// Size of the `ADVERTS` ring buffer in bytes (a power of two, a multiple of the page size).
+pub const ADVERTS_RING_BYTES: u32 = 256 * 1024;
+/// Maximum number of entries in `VIP_OWNER`.
+pub const MAX_VIPS: u32 = 4096;
+/// Maximum number of entries in `VHIDS` (255 groups on each of several interfaces).
+pub const MAX_GROUPS: u32 = 2048;
+
+/// IP protocol number shared by CARP and VRRP.
+pub const IPPROTO_CARP: u8 = 112;
+/// Length of a CARP advertisement after the IPv4 header.
+pub const CARP_LEN: usize = 36;
+/// The only TTL a valid CARP advertisement carries.
+pub const CARP_TTL: u8 = 255;
+/// First byte of a CARP advertisement: version 2, type 1 (advertisement).
+pub const CARP_VERSION_TYPE: u8 = 0x21;
+
+/// Why a frame was passed or dropped. Each value indexes one slot of `STATS`.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// XDP: an ARP request for an address vipd does not manage.
+    PassArpRequest = 0,
+    /// XDP: an ARP request for a VIP this node owns.
+    PassArpOwnedVip = 1,
+    /// XDP: dropped an ARP request for a VIP this node does not own (or whose lease expired).
+    DropArpNotOwned = 2,
+    /// XDP: ARP that is not a request (replies, other opcodes).
+    PassArpOther = 3,
+    /// XDP: a CARP advertisement for a configured group, handed to the daemon.
+    PassCarpToDaemon = 4,
+    /// XDP: protocol 112 that is not a CARP advertisement (e.g. VRRP).
+    PassProto112NotCarp = 5,
+    /// XDP: a CARP advertisement for a group not configured on this interface.
+    PassCarpOtherVhid = 6,
+    /// XDP: dropped a CARP advertisement for our group with TTL other than 255.
+    DropCarpBadTtl = 7,
+    /// XDP: dropped a CARP advertisement for our group; the ring buffer was full.
+    DropCarpRingFull = 8,
+    /// XDP: any other IPv4 packet.
+    PassIpv4Other = 9,
+    /// XDP: everything else (IPv6, other ethertypes).
+    PassOther = 10,
+    /// XDP: a frame too short for the header it announces.
+    PassTruncated = 11,
+    /// TC egress: ARP whose sender address is a VIP this node does not own, dropped.
+    DropTxArpNotOwned = 12,
+    /// TC egress: ARP claiming a VIP this node owns.
+    PassTxArpOwnedVip = 13,
+    /// TC egress: any other frame.
+    PassTxOther = 14,
+}
+
+/// Number of slots in `STATS`.
+pub const REASON_COUNT: u32 = 15;
+
+impl Reason {
+    /// Every reason, in slot order.
+    pub const ALL: [Reason; REASON_COUNT as usize] = [
+        Reason::PassArpRequest,
+        Reason::PassArpOwnedVip,
+        Reason::DropArpNotOwned,
+        Reason::PassArpOther,
+        Reason::PassCarpToDaemon,
+        Reason::PassProto112NotCarp,
+        Reason::PassCarpOtherVhid,
+        Reason::DropCarpBadTtl,
+        Reason::DropCarpRingFull,
+        Reason::PassIpv4Other,
+        Reason::PassOther,
+        Reason::PassTruncated,
+        Reason::DropTxArpNotOwned,
+        Reason::PassTxArpOwnedVip,
+        Reason::PassTxOther,
+    ];
+
+    /// Short stable name, used by `vipd status` and its JSON.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Reason::PassArpRequest => "pass_arp_request",
+            Reason::PassArpOwnedVip => "pass_arp_owned_vip",
+            Reason::DropArpNotOwned => "drop_arp_not_owned",
+            Reason::PassArpOther => "pass_arp_other",
+            Reason::PassCarpToDaemon => "pass_carp_to_daemon",
+            Reason::PassProto112NotCarp => "pass_proto112_not_carp",
+            Reason::PassCarpOtherVhid => "pass_carp_other_vhid",
+            Reason::DropCarpBadTtl => "drop_carp_bad_ttl",
+            Reason::DropCarpRingFull => "drop_carp_ring_full",
+            Reason::PassIpv4Other => "pass_ipv4_other",
+            Reason::PassOther => "pass_other",
+            Reason::PassTruncated => "pass_truncated",
+            Reason::DropTxArpNotOwned => "drop_tx_arp_not_owned",
+            Reason::PassTxArpOwnedVip => "pass_tx_arp_owned_vip",
+            Reason::PassTxOther => "pass_tx_other",
+        }
+    }
+}
+
+/// Key of `VIP_OWNER`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VipKey {
+    /// Interface the VIP lives on.
+    pub ifindex: u32,
+    /// The VIP, network byte order (as in the packet).
+    pub addr: u32,
+}
+
+/// Value of `VIP_OWNER`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VipOwner {
+    /// `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) until which this node owns the VIP. Zero means
+    /// "not owned". The daemon pushes it forward with every advertisement it sends as MASTER,
+    /// so if the daemon dies the node stops answering ARP once the lease runs out.
+    pub lease_until_ns: u64,
+}
+
+impl VipOwner {
+    pub const NOT_OWNED: VipOwner = VipOwner { lease_until_ns: 0 };
+
+    /// Whether the node owns the VIP at monotonic time `now_ns`.
+    #[inline(always)]
+    pub const fn owned_at(&self, now_ns: u64) -> bool {
+        now_ns < self.lease_until_ns
+    }
+}
+
+/// Key of `VHIDS`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VhidKey {
+    pub ifindex: u32,
+    /// The CARP group, 1..=255 (u32 to keep the struct free of padding).
+    pub vhid: u32,
+}
+
+/// Value of `VHIDS`: what the XDP program last saw of the group.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VhidSeen {
+    /// `bpf_ktime_get_ns()` of the last advertisement for this group.
+    pub last_seen_ns: u64,
+    /// IPv4 source of that advertisement, network byte order.
+    pub last_src: u32,
+    /// Advertisements seen for this group (wraps).
+    pub count: u32,
+}
+
+/// One record of `ADVERTS`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AdvertEvent {
+    /// `bpf_ktime_get_ns()` when the XDP program saw the frame.
+    pub rx_ns: u64,
+    pub ifindex: u32,
+    /// IPv4 source and destination, network byte order.
+    pub src: u32,
+    pub dst: u32,
+    pub ttl: u8,
+    pub _pad: [u8; 3],
+    /// The 36 CARP bytes that follow the IPv4 header.
+    pub carp: [u8; CARP_LEN],
+    pub _pad2: [u8; 4],
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: all of these are repr(C) structs of integers with no padding holes that
+    // could leak uninitialised bytes, and every bit pattern is a valid value.
+    unsafe impl aya::Pod for super::VipKey {}
+    unsafe impl aya::Pod for super::VipOwner {}
+    unsafe impl aya::Pod for super::VhidKey {}
+    unsafe impl aya::Pod for super::VhidSeen {}
+    unsafe impl aya::Pod for super::AdvertEvent {}
+}
