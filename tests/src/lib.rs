@@ -124,6 +124,21 @@ impl Host {
 
 static LAB_SEQ: AtomicU32 = AtomicU32::new(0);
 
+/// A bpffs shared by every lab: outside /sys, so daemons started with `ip netns exec` pin
+/// where the host (and a restarted daemon) sees it.
+pub const LAB_BPFFS: &str = "/run/vipd-lab/bpf";
+
+fn ensure_lab_bpffs() -> Result<()> {
+    std::fs::create_dir_all(LAB_BPFFS)?;
+    let mounted = std::fs::read_to_string("/proc/self/mounts")?
+        .lines()
+        .any(|l| l.split_whitespace().nth(1) == Some(LAB_BPFFS));
+    if !mounted {
+        run_sh(&format!("mount -t bpf bpf {LAB_BPFFS}"))?;
+    }
+    Ok(())
+}
+
 /// The lab guard.
 pub struct Lab {
     pub prefix: String,
@@ -138,6 +153,7 @@ impl Lab {
     /// Builds a lab of `n` nodes and a client. `tag` names the test in the prefix.
     pub fn new(tag: &str, n: usize) -> Result<Lab> {
         require_root();
+        ensure_lab_bpffs()?;
         let seq = LAB_SEQ.fetch_add(1, Ordering::SeqCst);
         let tag: String = tag
             .chars()
@@ -209,9 +225,12 @@ impl Lab {
         &self.dir
     }
 
-    /// bpffs pin directory for vipd on node `i` (0-based), removed with the lab.
+    /// bpffs pin directory for vipd on node `i` (0-based), removed with the lab. It lies on
+    /// the lab bpffs, which `ip netns exec` does not hide (it remounts /sys).
     pub fn pin_dir(&self, i: usize) -> PathBuf {
-        PathBuf::from(format!("/sys/fs/bpf/{}/n{}", self.prefix, i + 1))
+        Path::new(LAB_BPFFS)
+            .join(&self.prefix)
+            .join(format!("n{}", i + 1))
     }
 
     /// Control socket path for vipd on node `i`.
@@ -339,7 +358,16 @@ impl Lab {
         let pid = self.spawn(
             &self.client.clone(),
             &[
-                "ping", "-D", "-O", "-n", "-W", "1", "-i", &secs, "-c", &count.to_string(),
+                "ping",
+                "-D",
+                "-O",
+                "-n",
+                "-W",
+                "1",
+                "-i",
+                &secs,
+                "-c",
+                &count.to_string(),
                 &addr.to_string(),
             ],
             &name,
@@ -386,7 +414,7 @@ impl Drop for Lab {
                 });
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
-        let _ = std::fs::remove_dir_all(format!("/sys/fs/bpf/{}", self.prefix));
+        let _ = std::fs::remove_dir_all(Path::new(LAB_BPFFS).join(&self.prefix));
         if std::env::var_os("VIPD_KEEP_LOGS").is_none() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
@@ -516,13 +544,13 @@ pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'sta
     std::thread::spawn(move || {
         let file = std::fs::File::open(&path).expect("namespace exists");
         // SAFETY: setns on this thread only, with a valid namespace fd.
-        let rc = unsafe {
-            libc::setns(
-                std::os::fd::AsRawFd::as_raw_fd(&file),
-                libc::CLONE_NEWNET,
-            )
-        };
-        assert_eq!(rc, 0, "setns into {path}: {}", std::io::Error::last_os_error());
+        let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET) };
+        assert_eq!(
+            rc,
+            0,
+            "setns into {path}: {}",
+            std::io::Error::last_os_error()
+        );
         f()
     })
     .join()
@@ -563,7 +591,9 @@ pub mod frames {
     pub fn tcp_syn(dst: Ipv4Addr) -> Vec<u8> {
         let mut ip = vec![0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 200];
         ip.extend_from_slice(&dst.octets());
-        let mut tcp = vec![0x9c, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff];
+        let mut tcp = vec![
+            0x9c, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff,
+        ];
         tcp.extend_from_slice(&[0, 0, 0, 0]);
         ip.extend_from_slice(&tcp);
         ipv4(&ip)
@@ -580,4 +610,60 @@ pub mod frames {
     /// Debian ucarp 1.5.2's advertisement (vhid 1, advbase 1, advskew 0, password `secret`,
     /// VIP 10.0.0.100, source 10.77.0.1), captured with tcpdump: the whole IPv4 packet.
     pub const UCARP_ADVERT: &str = "4510003836084000ff705add0a4d0001e0000012210100070001f42db4c541e64ebd732d0e3e71945b3936c8b3c5c6aa9c72690714748bff";
+}
+
+/// Daemon-level helpers: the state vipd reports through its control socket.
+impl Lab {
+    /// `vipd status --json` of node `i`.
+    pub fn status(&self, i: usize) -> Result<vipd::control::Status> {
+        let text = self.vipd_ctl(i, &["status", "--json"])?;
+        Ok(serde_json::from_str(&text)?)
+    }
+
+    /// State of group `vhid` on node `i` ("MASTER", "BACKUP", "INIT"), or "DOWN" when the
+    /// daemon does not answer.
+    pub fn state(&self, i: usize, vhid: u8) -> String {
+        self.status(i)
+            .ok()
+            .and_then(|s| s.groups.into_iter().find(|g| g.vhid == vhid))
+            .map(|g| g.state)
+            .unwrap_or_else(|| "DOWN".to_owned())
+    }
+
+    /// Waits until node `i` reports `state` for `vhid`.
+    pub fn wait_state(&self, i: usize, vhid: u8, state: &str, timeout: Duration) -> bool {
+        Lab::wait_for(timeout, || self.state(i, vhid) == state)
+    }
+
+    /// ucarp-style flags for vipd on node `i` (1-based addresses), group 1, VIP /24.
+    pub fn ucarp_flags(&self, i: usize, advskew: u8, extra: &[&str]) -> Vec<String> {
+        let mut v: Vec<String> = [
+            "-i",
+            "eth0",
+            "-s",
+            &node_addr(i + 1).to_string(),
+            "-v",
+            "1",
+            "-p",
+            "secret",
+            "-a",
+            &format!("{VIP}/{SUBNET_PREFIX}"),
+            "-b",
+            "1",
+            "-k",
+            &advskew.to_string(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    }
+
+    /// Starts vipd on node `i` with [`Lab::ucarp_flags`].
+    pub fn start_node(&mut self, i: usize, advskew: u8, extra: &[&str]) -> Result<u32> {
+        let flags = self.ucarp_flags(i, advskew, extra);
+        let args: Vec<&str> = flags.iter().map(String::as_str).collect();
+        self.start_vipd(i, &args)
+    }
 }

@@ -35,21 +35,28 @@ fn classifies_hand_built_frames() {
         let req = frames::arp(1, Ipv4Addr::new(10, 0, 0, 200), VIP);
         assert_eq!(run(dp, &req), XDP_PASS);
         let after = dp.counters().unwrap();
-        assert_eq!(after.get(Reason::PassArpRequest), before.get(Reason::PassArpRequest) + 1);
+        assert_eq!(
+            after.get(Reason::PassArpRequest),
+            before.get(Reason::PassArpRequest) + 1
+        );
 
         // The same request once vipd manages the VIP but does not own it: dropped.
         dp.set_owner(ifindex, VIP, 0).unwrap();
         assert_eq!(run(dp, &req), XDP_DROP);
         assert_eq!(dp.counters().unwrap().get(Reason::DropArpNotOwned), 1);
         // Owned with a live lease: passed. Expired lease: dropped again.
-        dp.set_owner(ifindex, VIP, monotonic_ns() + 10_000_000_000).unwrap();
+        dp.set_owner(ifindex, VIP, monotonic_ns() + 10_000_000_000)
+            .unwrap();
         assert_eq!(run(dp, &req), XDP_PASS);
         assert_eq!(dp.counters().unwrap().get(Reason::PassArpOwnedVip), 1);
         dp.set_owner(ifindex, VIP, monotonic_ns() - 1).unwrap();
         assert_eq!(run(dp, &req), XDP_DROP);
         assert_eq!(dp.counters().unwrap().get(Reason::DropArpNotOwned), 2);
         // ARP replies are never touched.
-        assert_eq!(run(dp, &frames::arp(2, VIP, Ipv4Addr::new(10, 0, 0, 200))), XDP_PASS);
+        assert_eq!(
+            run(dp, &frames::arp(2, VIP, Ipv4Addr::new(10, 0, 0, 200))),
+            XDP_PASS
+        );
         assert_eq!(dp.counters().unwrap().get(Reason::PassArpOther), 1);
 
         // The real ucarp advertisement: another group's until vhid 1 is configured here.
@@ -83,7 +90,9 @@ fn classifies_hand_built_frames() {
         // A VRRP-sized protocol-112 packet is not CARP: passed untouched.
         let mut vrrp = ip[..20].to_vec();
         vrrp[3] = 40;
-        vrrp.extend_from_slice(&[0x21, 1, 100, 1, 1, 1, 0, 0, 10, 0, 0, 100, 0, 0, 0, 0, 0, 0, 0, 0]);
+        vrrp.extend_from_slice(&[
+            0x21, 1, 100, 1, 1, 1, 0, 0, 10, 0, 0, 100, 0, 0, 0, 0, 0, 0, 0, 0,
+        ]);
         assert_eq!(run(dp, &frames::ipv4(&vrrp)), XDP_PASS);
         assert_eq!(dp.counters().unwrap().get(Reason::PassProto112NotCarp), 1);
 
@@ -109,7 +118,11 @@ fn counters_move_under_real_traffic() {
     let before = in_netns(&node.ns, move || {
         let mut dp = Dataplane::load(&pin).expect("load eBPF");
         let (_, mode) = dp.attach("eth0").expect("attach");
-        assert_eq!(mode, vipd::dataplane::AttachMode::Native, "veth supports native XDP");
+        assert_eq!(
+            mode,
+            vipd::dataplane::AttachMode::Native,
+            "veth supports native XDP"
+        );
         dp.counters().unwrap()
     });
     lab.client
@@ -126,8 +139,14 @@ fn counters_move_under_real_traffic() {
         c
     });
     let moved = |r: Reason| after.get(r) - before.get(r);
-    assert!(moved(Reason::PassIpv4Other) >= 5, "echo requests counted: {after:?}");
-    assert!(moved(Reason::PassArpRequest) >= 3, "ARP requests counted: {after:?}");
+    assert!(
+        moved(Reason::PassIpv4Other) >= 5,
+        "echo requests counted: {after:?}"
+    );
+    assert!(
+        moved(Reason::PassArpRequest) >= 3,
+        "ARP requests counted: {after:?}"
+    );
     assert_eq!(moved(Reason::DropArpNotOwned), 0);
     // Once detached, the node still answers (nothing of vipd left in the path).
     std::thread::sleep(Duration::from_millis(10));

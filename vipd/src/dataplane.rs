@@ -134,29 +134,61 @@ pub struct Dataplane {
     attached: Vec<(String, u32)>,
 }
 
-fn ensure_bpffs() -> Result<()> {
-    let bpf = Path::new("/sys/fs/bpf");
-    let is_bpffs = nix::sys::statfs::statfs(bpf)
+fn is_bpffs(path: &Path) -> bool {
+    nix::sys::statfs::statfs(path)
         .map(|s| s.filesystem_type() == nix::sys::statfs::BPF_FS_MAGIC)
-        .unwrap_or(false);
-    if is_bpffs {
+        .unwrap_or(false)
+}
+
+/// Whether this process shares the mount namespace of init (not, under `ip netns exec`).
+fn in_init_mount_ns() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let ino = |p: &str| std::fs::metadata(p).map(|m| m.ino()).ok();
+    ino("/proc/self/ns/mnt") == ino("/proc/1/ns/mnt")
+}
+
+/// Makes sure `pin_dir` lies on a bpffs. Under /sys/fs/bpf one is mounted when missing;
+/// elsewhere the operator chose the place and must mount it.
+fn ensure_bpffs(pin_dir: &Path) -> Result<()> {
+    let sys = Path::new("/sys/fs/bpf");
+    let ancestor = pin_dir
+        .ancestors()
+        .find(|a| a.exists())
+        .unwrap_or(Path::new("/"));
+    if is_bpffs(ancestor) {
         return Ok(());
+    }
+    if !pin_dir.starts_with(sys) {
+        return Err(DataplaneError::PinDir {
+            path: pin_dir.to_owned(),
+            source: std::io::Error::other(
+                "not on a bpffs: mount one first (mount -t bpf bpf <dir>)",
+            ),
+        });
     }
     nix::mount::mount(
         Some("bpf"),
-        bpf,
+        sys,
         Some("bpf"),
         nix::mount::MsFlags::empty(),
         None::<&str>,
     )
-    .map_err(|e| DataplaneError::MountBpffs(e.into()))
+    .map_err(|e| DataplaneError::MountBpffs(e.into()))?;
+    if !in_init_mount_ns() {
+        tracing::warn!(
+            "mounted bpffs on /sys/fs/bpf in a private mount namespace (ip netns exec?): \
+             pinned links and maps will not outlive vipd, so a killed vipd cannot fail safe; \
+             pass --bpffs-dir on a bpffs shared with the host"
+        );
+    }
+    Ok(())
 }
 
 impl Dataplane {
     /// Loads the programs, reusing the maps pinned in `pin_dir` when an earlier vipd left
     /// them there.
     pub fn load(pin_dir: &Path) -> Result<Self> {
-        ensure_bpffs()?;
+        ensure_bpffs(pin_dir)?;
         std::fs::create_dir_all(pin_dir).map_err(|source| DataplaneError::PinDir {
             path: pin_dir.to_owned(),
             source,

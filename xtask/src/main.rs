@@ -8,10 +8,14 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod demo;
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "vipd build, test, demo and benchmark tasks")]
+#[command(
+    name = "cargo xtask",
+    about = "vipd build, test, demo and benchmark tasks"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -29,6 +33,12 @@ enum Cmd {
     },
     /// Two vipd nodes and a client in network namespaces: hand the VIP over while pinging it.
     Demo,
+    /// Failover and data-plane benchmarks side by side with ucarp and keepalived.
+    Bench {
+        /// A short run for smoke testing (fewer repetitions and scenarios).
+        #[arg(long)]
+        quick: bool,
+    },
 }
 
 /// Debian packages the tests, demo and benchmarks use.
@@ -51,6 +61,11 @@ fn main() -> Result<()> {
             ensure_apt()?;
             build_all()?;
             demo::run(&vipd_bin())
+        }
+        Cmd::Bench { quick } => {
+            ensure_apt()?;
+            build_all()?;
+            bench::run(&workspace_root(), &vipd_bin(), quick)
         }
     }
 }
@@ -86,7 +101,13 @@ fn run(cmd: &mut Command) -> Result<()> {
 fn cargo(toolchain: &str) -> Command {
     let mut cmd = Command::new("cargo");
     cmd.arg(format!("+{toolchain}"));
-    for var in ["RUSTUP_TOOLCHAIN", "RUSTC", "RUSTDOC", "CARGO", "RUSTC_WRAPPER"] {
+    for var in [
+        "RUSTUP_TOOLCHAIN",
+        "RUSTC",
+        "RUSTDOC",
+        "CARGO",
+        "RUSTC_WRAPPER",
+    ] {
         cmd.env_remove(var);
     }
     cmd.current_dir(workspace_root());
@@ -108,7 +129,10 @@ fn ensure_apt() -> Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
-    step(&format!("installing Debian packages: {}", missing.join(" ")));
+    step(&format!(
+        "installing Debian packages: {}",
+        missing.join(" ")
+    ));
     run(Command::new("apt-get").args(["update", "-qq"]))?;
     run(Command::new("apt-get")
         .args(["install", "-y", "-qq", "--no-install-recommends"])
@@ -186,7 +210,9 @@ fn ensure_bpf_linker() -> Result<()> {
         ])
         .env("LLVM_PREFIX", &prefix))?;
     if !bpf_linker_works() {
-        bail!("bpf-linker was installed but `bpf-linker --version` fails; is ~/.cargo/bin on PATH?");
+        bail!(
+            "bpf-linker was installed but `bpf-linker --version` fails; is ~/.cargo/bin on PATH?"
+        );
     }
     Ok(())
 }

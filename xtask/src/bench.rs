@@ -1,0 +1,1090 @@
+//! `cargo xtask bench`: vipd, ucarp and keepalived measured side by side in the same run on
+//! the same kind of netns lab. Writes `bench/results/report.md` and SVG plots, and prints
+//! the summary table. Every figure is a median and a max over the repetitions.
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use vipd_tests::{Lab, SUBNET_PREFIX, VIP, node_addr};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sys {
+    Vipd,
+    Ucarp,
+    Keepalived,
+}
+
+const SYSTEMS: [Sys; 3] = [Sys::Vipd, Sys::Ucarp, Sys::Keepalived];
+
+impl Sys {
+    fn name(self) -> &'static str {
+        match self {
+            Sys::Vipd => "vipd",
+            Sys::Ucarp => "ucarp",
+            Sys::Keepalived => "keepalived",
+        }
+    }
+}
+
+/// Advertisement timing of a run.
+#[derive(Clone, Copy, Debug)]
+enum Speed {
+    /// advbase 1 s (keepalived advert_int 1).
+    Normal,
+    /// The fastest each supports: advbase 0 with advskew 3/6 (11.7 ms / 23.4 ms), and
+    /// keepalived VRRPv3 advert_int 0.01.
+    Fastest,
+}
+
+impl Speed {
+    fn name(self) -> &'static str {
+        match self {
+            Speed::Normal => "1 s",
+            Speed::Fastest => "fastest",
+        }
+    }
+    /// (advbase, advskew) of the master (node 0) and backup (node 1).
+    fn carp(self, master: bool) -> (u8, u8) {
+        match (self, master) {
+            (Speed::Normal, true) => (1, 0),
+            (Speed::Normal, false) => (1, 100),
+            (Speed::Fastest, true) => (0, 3),
+            (Speed::Fastest, false) => (0, 6),
+        }
+    }
+    fn vrrp_interval(self) -> &'static str {
+        match self {
+            Speed::Normal => "1",
+            Speed::Fastest => "0.01",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Failure {
+    Graceful,
+    LinkDown,
+    Killed,
+}
+
+impl Failure {
+    fn name(self) -> &'static str {
+        match self {
+            Failure::Graceful => "graceful hand-off",
+            Failure::LinkDown => "master link down",
+            Failure::Killed => "master daemon killed (-9)",
+        }
+    }
+}
+
+/// One system running on one lab node.
+struct Running {
+    pid: u32,
+    /// keepalived's VRRP child, killed along with the parent.
+    extra_pids: Vec<u32>,
+}
+
+fn write_script(path: &Path, body: &str) -> Result<()> {
+    std::fs::write(path, format!("#!/bin/sh\n{body}\n"))?;
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(path)
+        .status()?;
+    Ok(())
+}
+
+/// Starts `sys` on node `i` of the lab; node 0 is meant to win.
+fn start(lab: &mut Lab, sys: Sys, i: usize, speed: Speed, events: &Path) -> Result<Running> {
+    let master = i == 0;
+    let (advbase, advskew) = speed.carp(master);
+    let src = node_addr(i + 1).to_string();
+    let vip = format!("{VIP}/{SUBNET_PREFIX}");
+    let node = lab.nodes[i].clone();
+    match sys {
+        Sys::Vipd => {
+            let (b, k) = (advbase.to_string(), advskew.to_string());
+            let pid = lab.start_vipd(
+                i,
+                &[
+                    "-i", "eth0", "-s", &src, "-v", "1", "-p", "secret", "-a", &vip, "-b", &b,
+                    "-k", &k,
+                ],
+            )?;
+            Ok(Running {
+                pid,
+                extra_pids: vec![],
+            })
+        }
+        Sys::Ucarp => {
+            let up = lab.dir().join(format!("up{i}.sh"));
+            let down = lab.dir().join(format!("down{i}.sh"));
+            write_script(
+                &up,
+                &format!(
+                    "ip addr add {vip} dev \"$1\"; echo up >> {}",
+                    events.display()
+                ),
+            )?;
+            write_script(
+                &down,
+                &format!(
+                    "ip addr del {vip} dev \"$1\" 2>/dev/null; echo down >> {}",
+                    events.display()
+                ),
+            )?;
+            let (b, k) = (advbase.to_string(), advskew.to_string());
+            let (up, down) = (
+                up.to_string_lossy().into_owned(),
+                down.to_string_lossy().into_owned(),
+            );
+            let pid = lab.spawn(
+                &node,
+                &[
+                    "ucarp",
+                    "-i",
+                    "eth0",
+                    "-s",
+                    &src,
+                    "-v",
+                    "1",
+                    "-p",
+                    "secret",
+                    "-a",
+                    &VIP.to_string(),
+                    "-b",
+                    &b,
+                    "-k",
+                    &k,
+                    "-u",
+                    &up,
+                    "-d",
+                    &down,
+                    "-z",
+                ],
+                &format!("ucarp{i}.log"),
+            )?;
+            Ok(Running {
+                pid,
+                extra_pids: vec![],
+            })
+        }
+        Sys::Keepalived => {
+            let dir = lab.dir().to_path_buf();
+            let notify = dir.join(format!("notify{i}.sh"));
+            write_script(&notify, &format!("echo \"$3\" >> {}", events.display()))?;
+            let conf = dir.join(format!("keepalived{i}.conf"));
+            std::fs::write(
+                &conf,
+                format!(
+                    "global_defs {{\n  vrrp_version 3\n  script_user root\n  enable_script_security\n}}\n\
+                     vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 1\n  \
+                     priority {}\n  advert_int {}\n  virtual_ipaddress {{\n    {vip}\n  }}\n  notify {}\n}}\n",
+                    if master { 200 } else { 100 },
+                    speed.vrrp_interval(),
+                    notify.display()
+                ),
+            )?;
+            let p = |n: &str| {
+                dir.join(format!("ka{i}-{n}.pid"))
+                    .to_string_lossy()
+                    .into_owned()
+            };
+            let pid = lab.spawn(
+                &node,
+                &[
+                    "keepalived",
+                    "-n",
+                    "-l",
+                    "-P",
+                    "-R",
+                    "-f",
+                    &conf.to_string_lossy(),
+                    "-p",
+                    &p("main"),
+                    "-r",
+                    &p("vrrp"),
+                    "-c",
+                    &p("check"),
+                ],
+                &format!("keepalived{i}.log"),
+            )?;
+            let vrrp_pid_file = p("vrrp");
+            let mut extra = vec![];
+            if Lab::wait_for(Duration::from_secs(5), || {
+                Path::new(&vrrp_pid_file).exists()
+            }) {
+                std::thread::sleep(Duration::from_millis(100));
+                if let Ok(t) = std::fs::read_to_string(&vrrp_pid_file)
+                    && let Ok(v) = t.trim().parse()
+                {
+                    extra.push(v);
+                }
+            }
+            Ok(Running {
+                pid,
+                extra_pids: extra,
+            })
+        }
+    }
+}
+
+/// Whether node `i` currently holds the VIP as MASTER, as each system shows it.
+fn is_master(lab: &Lab, sys: Sys, i: usize, events: &Path) -> bool {
+    match sys {
+        Sys::Vipd => lab.state(i, 1) == "MASTER",
+        Sys::Ucarp => last_event(events).as_deref() == Some("up"),
+        Sys::Keepalived => last_event(events).as_deref() == Some("MASTER"),
+    }
+}
+
+fn last_event(path: &Path) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()?
+        .lines()
+        .last()
+        .map(|s| s.trim().to_owned())
+}
+
+fn count_events(path: &Path) -> usize {
+    std::fs::read_to_string(path)
+        .map(|t| t.lines().count())
+        .unwrap_or(0)
+}
+
+/// One failover measurement.
+#[derive(Clone, Debug, Default)]
+struct Sample {
+    outage_ms: f64,
+    lost: u64,
+    owners_after: usize,
+}
+
+fn failover(sys: Sys, speed: Speed, failure: Failure, interval: Duration) -> Result<Sample> {
+    let mut lab = Lab::new(&format!("b{}", sys.name()), 2)?;
+    let ev: Vec<PathBuf> = (0..2)
+        .map(|i| lab.dir().join(format!("events{i}")))
+        .collect();
+    let r0 = start(&mut lab, sys, 0, speed, &ev[0])?;
+    // Let the master win before the backup starts, as in a running cluster.
+    if !Lab::wait_for(Duration::from_secs(10), || is_master(&lab, sys, 0, &ev[0])) {
+        bail!("{} did not become master", sys.name());
+    }
+    let _r1 = start(&mut lab, sys, 1, speed, &ev[1])?;
+    std::thread::sleep(Duration::from_secs(3));
+    let count = (Duration::from_secs(7).as_secs_f64() / interval.as_secs_f64()) as u32;
+    let probe = lab.start_probe(VIP, interval, count)?;
+    std::thread::sleep(Duration::from_secs(1));
+    match failure {
+        Failure::Graceful => match sys {
+            Sys::Vipd => {
+                lab.vipd_ctl(0, &["demote", "--all"])?;
+            }
+            _ => {
+                lab.signal(r0.pid, libc::SIGTERM, Duration::from_secs(3));
+            }
+        },
+        Failure::LinkDown => lab.nodes[0].link(false)?,
+        Failure::Killed => {
+            for p in r0.extra_pids.iter().chain(std::iter::once(&r0.pid)) {
+                // SAFETY: killing a process of the lab.
+                unsafe { libc::kill(*p as i32, libc::SIGKILL) };
+            }
+        }
+    }
+    let report = lab.finish_probe(probe)?;
+    let owners_after = lab.arp_owners(VIP, 2).len();
+    let outage = report.longest_gap.saturating_sub(interval).as_secs_f64() * 1e3;
+    Ok(Sample {
+        outage_ms: outage,
+        lost: report.lost(),
+        owners_after,
+    })
+}
+
+/// Spurious transitions of a pair at the fastest interval while the master's link is
+/// flooded from the client.
+fn false_failovers(sys: Sys, secs: u64) -> Result<u64> {
+    let mut lab = Lab::new(&format!("f{}", sys.name()), 2)?;
+    let ev: Vec<PathBuf> = (0..2)
+        .map(|i| lab.dir().join(format!("events{i}")))
+        .collect();
+    start(&mut lab, sys, 0, Speed::Fastest, &ev[0])?;
+    if !Lab::wait_for(Duration::from_secs(10), || is_master(&lab, sys, 0, &ev[0])) {
+        bail!("{} did not become master", sys.name());
+    }
+    start(&mut lab, sys, 1, Speed::Fastest, &ev[1])?;
+    std::thread::sleep(Duration::from_secs(2));
+    let before = transitions(&lab, sys, &ev);
+    let target = lab.nodes[0].addr.to_string();
+    lab.nodes[0].ok("iperf3 -s -D")?;
+    let client = lab.client.clone();
+    let t = secs.to_string();
+    // Bounded in time, inside the lab only: UDP at line rate plus flood pings to node 1.
+    let mut pids = vec![
+        lab.spawn(
+            &client,
+            &[
+                "iperf3", "-c", &target, "-u", "-b", "0", "-l", "64", "-t", &t, "-P", "2",
+            ],
+            "flood1.log",
+        )?,
+        lab.spawn(
+            &client,
+            &["timeout", &t, "ping", "-f", "-q", &target],
+            "flood2.log",
+        )?,
+        lab.spawn(
+            &client,
+            &["timeout", &t, "ping", "-f", "-q", "-s", "1400", &target],
+            "flood3.log",
+        )?,
+    ];
+    std::thread::sleep(Duration::from_secs(secs + 2));
+    for p in pids.drain(..) {
+        lab.signal(p, libc::SIGKILL, Duration::from_secs(2));
+    }
+    let after = transitions(&lab, sys, &ev);
+    Ok(after.saturating_sub(before))
+}
+
+fn transitions(lab: &Lab, sys: Sys, ev: &[PathBuf]) -> u64 {
+    match sys {
+        Sys::Vipd => (0..2)
+            .map(|i| lab.status(i).map(|s| s.groups[0].transitions).unwrap_or(0))
+            .sum(),
+        _ => ev.iter().map(|p| count_events(p) as u64).sum(),
+    }
+}
+
+/// CPU seconds (user + system) of a process and its children that were waited for.
+fn cpu_secs(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<u64> = after
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // After the comm field: state is not numeric, so utime/stime are f[10], f[11] here.
+    let ticks = f.get(10).copied().unwrap_or(0) + f.get(11).copied().unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    ticks as f64 / hz
+}
+
+fn rss_mb(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|k| k.parse::<f64>().ok())
+        })
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+fn ns_pids(ns: &str) -> Vec<u32> {
+    std::process::Command::new("ip")
+        .args(["netns", "pids", ns])
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// 255 groups on one interface at advbase 1: CPU (percent of one core) and RSS (MB) of
+/// everything the system runs on the node.
+fn scale(sys: Sys, secs: u64) -> Result<(f64, f64)> {
+    let mut lab = Lab::new(&format!("s{}", sys.name()), 1)?;
+    let node = lab.nodes[0].clone();
+    let vip = |g: u32| format!("10.1.{}.{}", g / 250, g % 250 + 1);
+    match sys {
+        Sys::Vipd => {
+            let mut conf = String::new();
+            for g in 1..=255u32 {
+                writeln!(
+                    conf,
+                    "[[group]]\ninterface = \"eth0\"\nvhid = {g}\nvips = [\"{}/32\"]\npassword = \"secret\"\n",
+                    vip(g)
+                )?;
+            }
+            let path = lab.dir().join("scale.toml");
+            std::fs::write(&path, conf)?;
+            lab.start_vipd(0, &["run", "--config", &path.to_string_lossy()])?;
+        }
+        Sys::Ucarp => {
+            for g in 1..=255u32 {
+                let (v, s) = (g.to_string(), vip(g));
+                lab.spawn(
+                    &node,
+                    &[
+                        "ucarp",
+                        "-i",
+                        "eth0",
+                        "-s",
+                        "10.0.0.1",
+                        "-v",
+                        &v,
+                        "-p",
+                        "secret",
+                        "-a",
+                        &s,
+                        "-u",
+                        "/bin/true",
+                        "-d",
+                        "/bin/true",
+                    ],
+                    &format!("ucarp{g}.log"),
+                )?;
+            }
+        }
+        Sys::Keepalived => {
+            let mut conf = String::from("global_defs {\n  vrrp_version 3\n}\n");
+            for g in 1..=255u32 {
+                writeln!(
+                    conf,
+                    "vrrp_instance VI_{g} {{\n  state BACKUP\n  interface eth0\n  virtual_router_id {g}\n  priority 100\n  advert_int 1\n  virtual_ipaddress {{\n    {}/32\n  }}\n}}",
+                    vip(g)
+                )?;
+            }
+            let dir = lab.dir().to_path_buf();
+            let path = dir.join("ka.conf");
+            std::fs::write(&path, conf)?;
+            let p = |n: &str| {
+                dir.join(format!("ka-{n}.pid"))
+                    .to_string_lossy()
+                    .into_owned()
+            };
+            lab.spawn(
+                &node,
+                &[
+                    "keepalived",
+                    "-n",
+                    "-l",
+                    "-P",
+                    "-f",
+                    &path.to_string_lossy(),
+                    "-p",
+                    &p("m"),
+                    "-r",
+                    &p("v"),
+                    "-c",
+                    &p("c"),
+                ],
+                "ka.log",
+            )?;
+        }
+    }
+    // Warm up past start-up and the first master-down, then measure a steady window.
+    std::thread::sleep(Duration::from_secs(6));
+    let pids = ns_pids(&node.ns);
+    if pids.is_empty() {
+        bail!("{} is not running", sys.name());
+    }
+    let cpu0: f64 = pids.iter().map(|p| cpu_secs(*p)).sum();
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_secs(secs));
+    let pids = ns_pids(&node.ns);
+    let cpu1: f64 = pids.iter().map(|p| cpu_secs(*p)).sum();
+    let rss: f64 = pids.iter().map(|p| rss_mb(*p)).sum();
+    Ok(((cpu1 - cpu0) / t0.elapsed().as_secs_f64() * 100.0, rss))
+}
+
+/// XDP cost per packet (BPF_PROG_TEST_RUN, kernel-measured) for a pass-through TCP SYN and
+/// a CARP advertisement of a configured group.
+fn xdp_cost(repeat: u32) -> Result<(f64, f64)> {
+    let lab = Lab::new("xdpcost", 1)?;
+    let pin = lab.pin_dir(0);
+    vipd_tests::in_netns(&lab.nodes[0].ns.clone(), move || -> Result<(f64, f64)> {
+        let mut dp = vipd::dataplane::Dataplane::load(&pin)?;
+        let ifindex = vipd::dataplane::ifindex("eth0")?;
+        dp.add_group(ifindex, 1)?;
+        let mut ring = dp.take_adverts().context("ring")?;
+        let syn = vipd_tests::frames::tcp_syn(VIP);
+        let advert =
+            vipd_tests::frames::ipv4(&vipd_tests::frames::hex(vipd_tests::frames::UCARP_ADVERT));
+        let (_, syn_ns) = dp.test_run_xdp(&syn, ifindex, repeat)?;
+        // Advertisements fill the ring: measure in batches it can hold, draining between.
+        let mut total = 0f64;
+        let batches = 20;
+        for _ in 0..batches {
+            let (_, ns) = dp.test_run_xdp(&advert, ifindex, 2000)?;
+            total += ns as f64;
+            while ring.next().is_some() {}
+        }
+        Ok((syn_ns as f64, total / batches as f64))
+    })
+}
+
+/// iperf3 TCP throughput from the client to node 1, Gbit/s.
+fn iperf(lab: &Lab, secs: u32) -> Result<f64> {
+    let out = lab
+        .client
+        .ok(&format!("iperf3 -c {} -t {secs} -J", lab.nodes[0].addr))?;
+    let key = "\"bits_per_second\":";
+    // The receiver's figure is the last one in the summary.
+    let v = out
+        .rmatch_indices(key)
+        .next()
+        .and_then(|(i, _)| {
+            out[i + key.len()..]
+                .trim_start()
+                .split([',', '\n', '}'])
+                .next()
+                .and_then(|n| n.trim().parse::<f64>().ok())
+        })
+        .context("no bits_per_second in iperf3 output")?;
+    Ok(v / 1e9)
+}
+
+fn throughput_ratio(secs: u32, reps: usize) -> Result<(f64, f64, f64)> {
+    let mut lab = Lab::new("iperf", 1)?;
+    lab.nodes[0].ok("iperf3 -s -D")?;
+    std::thread::sleep(Duration::from_millis(300));
+    let mut without = Vec::new();
+    let mut with = Vec::new();
+    // Alternate so that drift of the machine hits both alike.
+    lab.start_vipd(
+        0,
+        &[
+            "-i",
+            "eth0",
+            "-s",
+            "10.0.0.1",
+            "-v",
+            "1",
+            "-p",
+            "secret",
+            "-a",
+            "10.0.0.100/24",
+        ],
+    )?;
+    if !lab.wait_state(0, 1, "MASTER", Duration::from_secs(10)) {
+        bail!("vipd did not start: {}", lab.log_text(0));
+    }
+    let pid = lab.status(0)?.pid;
+    with.push(iperf(&lab, secs)?);
+    lab.signal(pid, libc::SIGTERM, Duration::from_secs(10));
+    for _ in 0..reps {
+        without.push(iperf(&lab, secs)?);
+        lab.start_vipd(
+            0,
+            &[
+                "-i",
+                "eth0",
+                "-s",
+                "10.0.0.1",
+                "-v",
+                "1",
+                "-p",
+                "secret",
+                "-a",
+                "10.0.0.100/24",
+            ],
+        )?;
+        lab.wait_state(0, 1, "MASTER", Duration::from_secs(10));
+        let pid = lab.status(0)?.pid;
+        with.push(iperf(&lab, secs)?);
+        lab.signal(pid, libc::SIGTERM, Duration::from_secs(10));
+    }
+    let (w, wo) = (median(&with), median(&without));
+    Ok((wo, w, w / wo))
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    if s.is_empty() {
+        return f64::NAN;
+    }
+    s[s.len() / 2]
+}
+
+fn max(v: &[f64]) -> f64 {
+    v.iter().copied().fold(f64::NAN, f64::max)
+}
+
+/// Map flip times (µs) logged by vipd when it took ownership.
+fn flip_times(log: &str) -> Vec<f64> {
+    log.lines()
+        .filter(|l| l.contains("VIPs owned in the XDP map"))
+        .filter_map(|l| {
+            let i = l.find("flip_us=")?;
+            l[i + 8..].split_whitespace().next()?.parse().ok()
+        })
+        .collect()
+}
+
+struct OutageRow {
+    scenario: String,
+    sys: Sys,
+    outage: Vec<f64>,
+    lost: Vec<u64>,
+    owners: Vec<usize>,
+}
+
+pub fn run(root: &Path, vipd: &Path, quick: bool) -> Result<()> {
+    // SAFETY: set before any lab exists; read by the lab builder only.
+    unsafe { std::env::set_var("VIPD_BIN", vipd) };
+    let reps = if quick { 2 } else { 5 };
+    let out_dir = root.join("bench/results");
+    std::fs::create_dir_all(&out_dir)?;
+    let started = Instant::now();
+    let mut rows: Vec<OutageRow> = Vec::new();
+    let mut flips: Vec<f64> = Vec::new();
+
+    let mut cases: Vec<(Speed, Failure, Duration)> = vec![
+        (Speed::Normal, Failure::Graceful, Duration::from_millis(10)),
+        (Speed::Normal, Failure::LinkDown, Duration::from_millis(10)),
+        (Speed::Normal, Failure::Killed, Duration::from_millis(10)),
+        (Speed::Fastest, Failure::Graceful, Duration::from_millis(10)),
+        (Speed::Fastest, Failure::LinkDown, Duration::from_millis(10)),
+        (Speed::Fastest, Failure::Killed, Duration::from_millis(10)),
+    ];
+    if !quick {
+        cases.push((Speed::Normal, Failure::Graceful, Duration::from_millis(1)));
+    } else {
+        cases.retain(|(s, f, _)| {
+            matches!(
+                (s, f),
+                (Speed::Normal, Failure::Graceful) | (Speed::Fastest, Failure::LinkDown)
+            )
+        });
+    }
+    for (speed, failure, interval) in cases {
+        let scenario = format!(
+            "{}, adverts {}, probe every {} ms",
+            failure.name(),
+            speed.name(),
+            interval.as_millis()
+        );
+        for sys in SYSTEMS {
+            let mut row = OutageRow {
+                scenario: scenario.clone(),
+                sys,
+                outage: vec![],
+                lost: vec![],
+                owners: vec![],
+            };
+            for rep in 0..reps {
+                eprintln!(
+                    "==> [{:>4}s] {scenario}: {} #{}",
+                    started.elapsed().as_secs(),
+                    sys.name(),
+                    rep + 1
+                );
+                match failover(sys, speed, failure, interval) {
+                    Ok(s) => {
+                        row.outage.push(s.outage_ms);
+                        row.lost.push(s.lost);
+                        row.owners.push(s.owners_after);
+                    }
+                    Err(e) => eprintln!("    failed: {e:#}"),
+                }
+            }
+            rows.push(row);
+        }
+        if failure == Failure::Graceful && matches!(speed, Speed::Normal) {
+            // Flip times from a vipd graceful run's log.
+            let mut lab = Lab::new("flip", 2)?;
+            lab.start_node(0, 0, &[])?;
+            lab.wait_state(0, 1, "MASTER", Duration::from_secs(10));
+            lab.start_node(1, 100, &[])?;
+            for _ in 0..reps {
+                lab.wait_state(1, 1, "BACKUP", Duration::from_secs(5));
+                std::thread::sleep(Duration::from_secs(2));
+                let m = if lab.state(0, 1) == "MASTER" { 0 } else { 1 };
+                lab.vipd_ctl(m, &["demote", "--all"])?;
+                lab.wait_state(1 - m, 1, "MASTER", Duration::from_secs(5));
+                lab.vipd_ctl(m, &["promote", "--all"])?;
+            }
+            flips.extend(flip_times(&lab.log_text(0)));
+            flips.extend(flip_times(&lab.log_text(1)));
+        }
+    }
+
+    let flood_secs = if quick { 10 } else { 60 };
+    let mut spurious = Vec::new();
+    for sys in SYSTEMS {
+        eprintln!(
+            "==> [{:>4}s] false failovers under flood ({flood_secs} s): {}",
+            started.elapsed().as_secs(),
+            sys.name()
+        );
+        spurious.push((
+            sys,
+            false_failovers(sys, flood_secs).unwrap_or_else(|e| {
+                eprintln!("    failed: {e:#}");
+                u64::MAX
+            }),
+        ));
+    }
+
+    eprintln!("==> XDP cost (BPF_PROG_TEST_RUN)");
+    let (syn_ns, adv_ns) = xdp_cost(if quick { 1_000_000 } else { 10_000_000 })?;
+    eprintln!("==> iperf3 throughput with and without vipd");
+    let (tp_without, tp_with, tp_ratio) =
+        throughput_ratio(if quick { 3 } else { 10 }, if quick { 2 } else { 5 })?;
+
+    let scale_secs = if quick { 15 } else { 60 };
+    let mut scales = Vec::new();
+    for sys in SYSTEMS {
+        eprintln!(
+            "==> [{:>4}s] 255 groups for {scale_secs} s: {}",
+            started.elapsed().as_secs(),
+            sys.name()
+        );
+        scales.push((sys, scale(sys, scale_secs).unwrap_or((f64::NAN, f64::NAN))));
+    }
+
+    let report = render_report(
+        &rows,
+        &spurious,
+        (syn_ns, adv_ns),
+        (tp_without, tp_with, tp_ratio),
+        &scales,
+        &flips,
+        reps,
+        quick,
+    );
+    std::fs::write(out_dir.join("report.md"), &report)?;
+    plot_outages(&rows, &out_dir.join("outage.svg"))?;
+    plot_scale(&scales, &out_dir.join("scale.svg"))?;
+    println!("{report}");
+    eprintln!(
+        "==> report written to {}",
+        out_dir.join("report.md").display()
+    );
+    Ok(())
+}
+
+fn fmt_ms(v: f64) -> String {
+    if v.is_nan() {
+        "n/a".into()
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn render_report(
+    rows: &[OutageRow],
+    spurious: &[(Sys, u64)],
+    xdp: (f64, f64),
+    tp: (f64, f64, f64),
+    scales: &[(Sys, (f64, f64))],
+    flips: &[f64],
+    reps: usize,
+    quick: bool,
+) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# vipd benchmark report{}\n",
+        if quick { " (quick)" } else { "" }
+    );
+    let _ = writeln!(
+        s,
+        "vipd, ucarp 1.5.2 and keepalived 2.2.7 (VRRPv3), measured in the same run on two nodes and a client in network namespaces. Each outage figure is median / max over {reps} repetitions; \"owners\" is how many MACs answered ARP for the VIP afterwards (the max over repetitions). vipd and ucarp: advbase 1 with advskew 0/100, and at the fastest advbase 0 with advskew 3/6 (11.7 ms); keepalived: advert_int 1 and 0.01.\n"
+    );
+    let _ = writeln!(
+        s,
+        "## Client-visible outage (ms, longest gap between replies minus the probe interval)\n"
+    );
+    let _ = writeln!(
+        s,
+        "| scenario | vipd | ucarp | keepalived | ucarp / vipd | keepalived / vipd |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|");
+    let mut scenarios: Vec<&str> = rows.iter().map(|r| r.scenario.as_str()).collect();
+    scenarios.dedup();
+    for sc in scenarios {
+        let cell = |sys: Sys| -> (String, f64) {
+            match rows.iter().find(|r| r.scenario == sc && r.sys == sys) {
+                Some(r) if !r.outage.is_empty() => {
+                    let owners = r.owners.iter().max().copied().unwrap_or(0);
+                    let lost_max = r.lost.iter().max().copied().unwrap_or(0);
+                    (
+                        format!(
+                            "{} / {} (lost ≤{lost_max}, owners {owners})",
+                            fmt_ms(median(&r.outage)),
+                            fmt_ms(max(&r.outage))
+                        ),
+                        median(&r.outage),
+                    )
+                }
+                _ => ("failed".into(), f64::NAN),
+            }
+        };
+        let (v, vm) = cell(Sys::Vipd);
+        let (u, um) = cell(Sys::Ucarp);
+        let (k, km) = cell(Sys::Keepalived);
+        let ratio = |x: f64| {
+            if vm > 0.5 {
+                format!("{:.1}×", x / vm)
+            } else if x.is_nan() {
+                "n/a".into()
+            } else {
+                format!("{x:.0} ms vs 0")
+            }
+        };
+        let _ = writeln!(
+            s,
+            "| {sc} | {v} | {u} | {k} | {} | {} |",
+            ratio(um),
+            ratio(km)
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\n## False failovers under flood (fastest intervals, master's link flooded from the client)\n"
+    );
+    let _ = writeln!(s, "| system | spurious transitions |\n|---|---|");
+    for (sys, n) in spurious {
+        let _ = writeln!(
+            s,
+            "| {} | {} |",
+            sys.name(),
+            if *n == u64::MAX {
+                "failed".into()
+            } else {
+                n.to_string()
+            }
+        );
+    }
+    let _ = writeln!(s, "\n## Data plane\n");
+    let _ = writeln!(s, "| measure | value |\n|---|---|");
+    let _ = writeln!(
+        s,
+        "| XDP pass-through (TCP SYN), ns/packet | {:.1} |",
+        xdp.0
+    );
+    let _ = writeln!(
+        s,
+        "| XDP advertisement to ring buffer, ns/packet | {:.1} |",
+        xdp.1
+    );
+    let _ = writeln!(s, "| iperf3 TCP without vipd, Gbit/s | {:.2} |", tp.0);
+    let _ = writeln!(s, "| iperf3 TCP with vipd attached, Gbit/s | {:.2} |", tp.1);
+    let _ = writeln!(
+        s,
+        "| throughput ratio with / without | {:.1} % |",
+        tp.2 * 100.0
+    );
+    if !flips.is_empty() {
+        let _ = writeln!(
+            s,
+            "| ownership map flip on takeover, µs (median / max of {}) | {:.1} / {:.1} |",
+            flips.len(),
+            median(flips),
+            max(flips)
+        );
+    }
+    let _ = writeln!(s, "\n## Scale: 255 groups on one interface, advbase 1\n");
+    let _ = writeln!(
+        s,
+        "| system | CPU (% of one core) | RSS (MB) |\n|---|---|---|"
+    );
+    for (sys, (cpu, rss)) in scales {
+        let _ = writeln!(
+            s,
+            "| {} ({}) | {cpu:.2} | {rss:.1} |",
+            sys.name(),
+            match sys {
+                Sys::Vipd => "1 process",
+                Sys::Ucarp => "255 processes",
+                Sys::Keepalived => "255 instances",
+            }
+        );
+    }
+    let _ = writeln!(s, "\n## Goals\n");
+    let vipd_row = |needle: &str| {
+        rows.iter()
+            .find(|r| r.sys == Sys::Vipd && r.scenario.contains(needle))
+    };
+    let goal = |ok: bool| if ok { "met" } else { "**missed**" };
+    if let Some(r) = rows
+        .iter()
+        .find(|r| r.sys == Sys::Vipd && r.scenario.starts_with("graceful"))
+    {
+        let lost = r.lost.iter().max().copied().unwrap_or(u64::MAX);
+        let _ = writeln!(
+            s,
+            "- Graceful hand-off loses 0 probes: {} (max lost {lost}).",
+            goal(lost == 0 && !r.lost.is_empty())
+        );
+    }
+    if let Some(r) = vipd_row("master link down, adverts 1 s") {
+        let m = max(&r.outage);
+        let bound = (3.0 + 100.0 / 256.0) * 1e3 + 50.0;
+        let _ = writeln!(
+            s,
+            "- Master link down at advbase 1 within master-down + 50 ms ({bound:.0} ms): {} (max {m:.0} ms).",
+            goal(m <= bound)
+        );
+    }
+    if let Some(r) = vipd_row("master link down, adverts fastest") {
+        let m = max(&r.outage);
+        let _ = writeln!(
+            s,
+            "- Node loss at the fastest interval within 35 ms: {} (max {m:.0} ms).",
+            goal(m <= 35.0)
+        );
+    }
+    if let Some((_, n)) = spurious.iter().find(|(s, _)| *s == Sys::Vipd) {
+        let _ = writeln!(
+            s,
+            "- Zero false failovers under flood: {} ({n}).",
+            goal(*n == 0)
+        );
+    }
+    let _ = writeln!(
+        s,
+        "- XDP pass-through under 50 ns/packet: {} ({:.1} ns).",
+        goal(xdp.0 < 50.0),
+        xdp.0
+    );
+    let _ = writeln!(
+        s,
+        "- At least 98 % of iperf3 throughput: {} ({:.1} %).",
+        goal(tp.2 >= 0.98),
+        tp.2 * 100.0
+    );
+    if let Some((_, (cpu, rss))) = scales.iter().find(|(s, _)| *s == Sys::Vipd) {
+        let _ = writeln!(
+            s,
+            "- 255 groups under 1 % CPU and 30 MB RSS: {} ({cpu:.2} %, {rss:.1} MB).",
+            goal(*cpu < 1.0 && *rss < 30.0)
+        );
+    }
+    s
+}
+
+fn plot_outages(rows: &[OutageRow], path: &Path) -> Result<()> {
+    use plotters::prelude::*;
+    let mut scenarios: Vec<&str> = rows.iter().map(|r| r.scenario.as_str()).collect();
+    scenarios.dedup();
+    let n = scenarios.len().max(1);
+    let ymax = rows
+        .iter()
+        .flat_map(|r| r.outage.iter().copied())
+        .fold(10.0f64, f64::max)
+        * 1.1;
+    let root = SVGBackend::new(path, (1000, 140 + 90 * n as u32)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("Client-visible outage, median (ms)", ("sans-serif", 20))
+        .margin(10)
+        .x_label_area_size(35)
+        .y_label_area_size(330)
+        .build_cartesian_2d(0f64..ymax, (0..n * 4).into_segmented())?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .y_labels(n * 4)
+        .y_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(i) if i % 4 == 1 => scenarios
+                .get(i / 4)
+                .map(|s| s.to_string())
+                .unwrap_or_default(),
+            _ => String::new(),
+        })
+        .x_desc("ms")
+        .draw()?;
+    let colors = [
+        RGBColor(31, 119, 180),
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+    ];
+    for (k, sys) in SYSTEMS.iter().enumerate() {
+        let bars: Vec<(usize, f64)> = scenarios
+            .iter()
+            .enumerate()
+            .filter_map(|(i, sc)| {
+                rows.iter()
+                    .find(|r| r.scenario == *sc && r.sys == *sys && !r.outage.is_empty())
+                    .map(|r| (i * 4 + k, median(&r.outage)))
+            })
+            .collect();
+        let color = colors[k];
+        chart
+            .draw_series(bars.iter().map(|(y, v)| {
+                Rectangle::new(
+                    [
+                        (0.0, SegmentValue::Exact(*y)),
+                        (*v, SegmentValue::Exact(*y + 1)),
+                    ],
+                    color.filled(),
+                )
+            }))?
+            .label(sys.name())
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+fn plot_scale(scales: &[(Sys, (f64, f64))], path: &Path) -> Result<()> {
+    use plotters::prelude::*;
+    let root = SVGBackend::new(path, (800, 400)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (left, right) = root.split_horizontally(400);
+    for (area, title, pick) in [
+        (left, "CPU, % of one core (255 groups)", 0usize),
+        (right, "RSS, MB (255 groups)", 1usize),
+    ] {
+        let vals: Vec<f64> = scales
+            .iter()
+            .map(|(_, v)| if pick == 0 { v.0 } else { v.1 })
+            .collect();
+        let top = vals
+            .iter()
+            .copied()
+            .filter(|v| v.is_finite())
+            .fold(1.0f64, f64::max)
+            * 1.2;
+        let mut chart = ChartBuilder::on(&area)
+            .caption(title, ("sans-serif", 16))
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(50)
+            .build_cartesian_2d((0..scales.len()).into_segmented(), 0f64..top)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_label_formatter(&|v| match v {
+                SegmentValue::CenterOf(i) => scales
+                    .get(*i)
+                    .map(|(s, _)| s.name().to_string())
+                    .unwrap_or_default(),
+                _ => String::new(),
+            })
+            .draw()?;
+        chart.draw_series(vals.iter().enumerate().filter(|(_, v)| v.is_finite()).map(
+            |(i, v)| {
+                Rectangle::new(
+                    [
+                        (SegmentValue::Exact(i), 0.0),
+                        (SegmentValue::Exact(i + 1), *v),
+                    ],
+                    RGBColor(31, 119, 180).filled(),
+                )
+            },
+        ))?;
+    }
+    root.present()?;
+    Ok(())
+}
