@@ -667,3 +667,56 @@ impl Lab {
         self.start_vipd(i, &args)
     }
 }
+
+/// Debian's ucarp as its users run it beside vipd.
+impl Lab {
+    /// Starts ucarp on node `i` (group 1, VIP /24) with up/down scripts that add and remove
+    /// the VIP, as ucarp users write them, and append `up`/`down` to the returned events file.
+    pub fn start_ucarp(
+        &mut self,
+        i: usize,
+        advbase: u8,
+        advskew: u8,
+        password: &str,
+        extra: &[&str],
+    ) -> Result<(u32, PathBuf)> {
+        let n = i + 1;
+        let events = self.dir.join(format!("ucarp-n{n}.events"));
+        let up = self.dir.join(format!("ucarp-up-n{n}.sh"));
+        let down = self.dir.join(format!("ucarp-down-n{n}.sh"));
+        for (path, verb, word) in [(&up, "add", "up"), (&down, "del", "down")] {
+            std::fs::write(
+                path,
+                format!(
+                    "#!/bin/sh\nip addr {verb} \"$2/{SUBNET_PREFIX}\" dev \"$1\" 2>/dev/null\necho {word} >> {}\n",
+                    events.display()
+                ),
+            )?;
+            std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+        }
+        let src = node_addr(n).to_string();
+        let (base, skew) = (advbase.to_string(), advskew.to_string());
+        let (up, down) = (
+            up.to_string_lossy().into_owned(),
+            down.to_string_lossy().into_owned(),
+        );
+        let vip = VIP.to_string();
+        let mut args = vec![
+            "ucarp", "-i", "eth0", "-s", &src, "-v", "1", "-p", password, "-a", &vip, "-b", &base,
+            "-k", &skew, "-u", &up, "-d", &down,
+        ];
+        args.extend_from_slice(extra);
+        let node = self.nodes[i].clone();
+        let pid = self.spawn(&node, &args, &format!("ucarp-n{n}.log"))?;
+        Ok((pid, events))
+    }
+}
+
+/// The lines a ucarp events file (or any line log) holds so far.
+pub fn read_lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.trim().to_owned())
+        .collect()
+}

@@ -3,34 +3,11 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use vipd_tests::{Lab, SUBNET_PREFIX, VIP, node_addr};
+use vipd_tests::{Lab, SUBNET_PREFIX, VIP, read_lines};
 
 const SEC: Duration = Duration::from_secs(1);
 
-/// Writes ucarp up/down scripts for node `i` that move the VIP and log each run.
-fn ucarp_scripts(lab: &Lab, i: usize) -> (PathBuf, PathBuf, PathBuf) {
-    let events = lab.dir().join(format!("ucarp-n{}.events", i + 1));
-    let up = lab.dir().join(format!("up-n{}.sh", i + 1));
-    let down = lab.dir().join(format!("down-n{}.sh", i + 1));
-    for (path, verb, word) in [(&up, "add", "up"), (&down, "del", "down")] {
-        std::fs::write(
-            path,
-            format!(
-                "#!/bin/sh\nip addr {verb} \"$2/{SUBNET_PREFIX}\" dev \"$1\" 2>/dev/null\necho {word} >> {}\n",
-                events.display()
-            ),
-        )
-        .unwrap();
-        std::process::Command::new("chmod")
-            .arg("+x")
-            .arg(path)
-            .status()
-            .unwrap();
-    }
-    (up, down, events)
-}
-
-/// Starts ucarp on node `i`; returns its pid and the file its scripts log to.
+/// Starts ucarp (advbase 1) on node `i`; returns its pid and the file its scripts log to.
 fn start_ucarp(
     lab: &mut Lab,
     i: usize,
@@ -38,48 +15,7 @@ fn start_ucarp(
     password: &str,
     extra: &[&str],
 ) -> (u32, PathBuf) {
-    let (up, down, events) = ucarp_scripts(lab, i);
-    let src = node_addr(i + 1).to_string();
-    let skew = advskew.to_string();
-    let (up, down) = (
-        up.to_string_lossy().into_owned(),
-        down.to_string_lossy().into_owned(),
-    );
-    let mut args = vec![
-        "ucarp",
-        "-i",
-        "eth0",
-        "-s",
-        &src,
-        "-v",
-        "1",
-        "-p",
-        password,
-        "-a",
-        "10.0.0.100",
-        "-b",
-        "1",
-        "-k",
-        &skew,
-        "-u",
-        &up,
-        "-d",
-        &down,
-    ];
-    args.extend_from_slice(extra);
-    let node = lab.nodes[i].clone();
-    let pid = lab
-        .spawn(&node, &args, &format!("ucarp-n{}.log", i + 1))
-        .unwrap();
-    (pid, events)
-}
-
-fn events(path: &PathBuf) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    lab.start_ucarp(i, 1, advskew, password, extra).unwrap()
 }
 
 fn rejected_total(lab: &Lab, i: usize) -> u64 {
@@ -103,7 +39,11 @@ fn vipd_master_beside_ucarp_backup() {
     std::thread::sleep(5 * SEC);
     // vipd is MASTER and the only ARP owner; ucarp stayed BACKUP (its up script never ran).
     assert_eq!(lab.state(0, 1), "MASTER");
-    assert!(!events(&ev).contains(&"up".to_owned()), "{:?}", events(&ev));
+    assert!(
+        !read_lines(&ev).contains(&"up".to_owned()),
+        "{:?}",
+        read_lines(&ev)
+    );
     assert_eq!(lab.arp_owners(VIP, 3), vec![lab.nodes[0].mac()]);
     // A CARP BACKUP is silent: nothing reached vipd, and nothing was rejected.
     let st = lab.status(0).unwrap();
@@ -117,7 +57,7 @@ fn vipd_master_beside_ucarp_backup() {
     let pid = st.pid;
     let stop = Instant::now();
     assert!(lab.signal(pid, libc::SIGTERM, 5 * SEC));
-    assert!(Lab::wait_for(5 * SEC, || events(&ev).contains(&"up".to_owned())));
+    assert!(Lab::wait_for(5 * SEC, || read_lines(&ev).contains(&"up".to_owned())));
     let took = stop.elapsed();
     eprintln!("ucarp took over {took:?} after vipd's graceful stop");
     assert!(
@@ -151,7 +91,7 @@ fn ucarp_takes_over_from_killed_vipd_and_vipd_preempts_back() {
     let pid = lab.status(0).unwrap().pid;
     let kill = Instant::now();
     assert!(lab.signal(pid, libc::SIGKILL, 2 * SEC));
-    assert!(Lab::wait_for(6 * SEC, || events(&ev).contains(&"up".to_owned())));
+    assert!(Lab::wait_for(6 * SEC, || read_lines(&ev).contains(&"up".to_owned())));
     let took = kill.elapsed();
     // ucarp's master-down: 3 * 1 + 100/256 s, plus its one-second timer granularity.
     assert!(
@@ -169,7 +109,7 @@ fn ucarp_takes_over_from_killed_vipd_and_vipd_preempts_back() {
         "{}",
         lab.log_text(0)
     );
-    assert!(Lab::wait_for(4 * SEC, || events(&ev)
+    assert!(Lab::wait_for(4 * SEC, || read_lines(&ev)
         .last()
         .map(String::as_str)
         == Some("down")));
@@ -181,7 +121,7 @@ fn ucarp_takes_over_from_killed_vipd_and_vipd_preempts_back() {
 fn vipd_backup_beside_ucarp_master() {
     let mut lab = Lab::new("ucmaster", 2).unwrap();
     let (ucarp, ev) = start_ucarp(&mut lab, 0, 0, "secret", &[]);
-    assert!(Lab::wait_for(8 * SEC, || events(&ev).contains(&"up".to_owned())));
+    assert!(Lab::wait_for(8 * SEC, || read_lines(&ev).contains(&"up".to_owned())));
     lab.start_node(1, 100, &[]).unwrap();
     assert!(lab.wait_state(1, 1, "BACKUP", 4 * SEC));
     std::thread::sleep(4 * SEC);
@@ -222,7 +162,11 @@ fn vipd_backup_beside_ucarp_master() {
     std::fs::write(&ev, "").unwrap();
     start_ucarp(&mut lab, 0, 0, "secret", &[]);
     std::thread::sleep(5 * SEC);
-    assert!(!events(&ev).contains(&"up".to_owned()), "{:?}", events(&ev));
+    assert!(
+        !read_lines(&ev).contains(&"up".to_owned()),
+        "{:?}",
+        read_lines(&ev)
+    );
     assert_eq!(lab.state(1, 1), "MASTER");
 }
 
@@ -231,7 +175,7 @@ fn ucarp_with_wrong_password_is_ignored() {
     let mut lab = Lab::new("ucpass", 2).unwrap();
     lab.start_node(0, 100, &[]).unwrap();
     let (_u, ev) = start_ucarp(&mut lab, 1, 0, "not-the-secret", &[]);
-    assert!(Lab::wait_for(8 * SEC, || events(&ev).contains(&"up".to_owned())));
+    assert!(Lab::wait_for(8 * SEC, || read_lines(&ev).contains(&"up".to_owned())));
     // vipd ignores the stranger: it becomes MASTER of its own group after master-down.
     assert!(
         lab.wait_state(0, 1, "MASTER", 6 * SEC),
@@ -274,13 +218,13 @@ fn mixed_three_nodes_take_over_in_skew_order() {
     );
     std::thread::sleep(2 * SEC);
     assert!(
-        !events(&ev).contains(&"up".to_owned()),
+        !read_lines(&ev).contains(&"up".to_owned()),
         "ucarp (advskew 100) stays BACKUP"
     );
     let pid = lab.status(1).unwrap().pid;
     assert!(lab.signal(pid, libc::SIGKILL, 2 * SEC));
     assert!(
-        Lab::wait_for(6 * SEC, || events(&ev).contains(&"up".to_owned())),
+        Lab::wait_for(6 * SEC, || read_lines(&ev).contains(&"up".to_owned())),
         "then ucarp"
     );
     std::thread::sleep(Duration::from_millis(500));

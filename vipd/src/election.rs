@@ -156,7 +156,9 @@ pub struct Group {
 /// Ordering key of an advertiser: lower wins. OpenBSD compares the demote count first;
 /// then the interval; ucarp breaks ties on the source address as the raw `s_addr`
 /// (network-order bytes read as a little-endian integer on the x86 hosts ucarp runs on).
-fn rank(demote: u8, advbase: u8, advskew: u8, src: Ipv4Addr) -> (u8, Duration, u32) {
+type Rank = (u8, Duration, u32);
+
+fn rank(demote: u8, advbase: u8, advskew: u8, src: Ipv4Addr) -> Rank {
     (
         demote,
         interval_of(advbase, advskew),
@@ -251,6 +253,31 @@ impl Group {
         }
     }
 
+    /// A valid advertisement from a peer, ranked, while MASTER or BACKUP.
+    fn on_peer_advert(&mut self, state: State, peer: Rank, out: &mut Vec<Action>) {
+        let p = &self.params;
+        let ours = rank(self.demote_count, p.advbase, p.advskew, p.local_addr);
+        let (_, peer_interval, _) = peer;
+        let bow_out = peer_interval == interval_of(crate::carp::BOW_OUT, crate::carp::BOW_OUT);
+        if state == State::Master {
+            if peer < ours {
+                self.leave_master(State::Backup, Reason::BetterPeer, out);
+            }
+        } else if self.demoted {
+            out.push(self.arm_master_down());
+        } else if bow_out {
+            self.become_master(Reason::PeerBowedOut, out);
+        } else if p.preempt && (peer.0, peer.1) > (ours.0, ours.1) {
+            // ucarp preempts on a slower interval only, never on the address.
+            self.become_master(Reason::PreemptWorsePeer, out);
+        } else if peer_interval > p.master_down() {
+            // The master would time out anyway (a bow-out's 255 s always does).
+            self.become_master(Reason::PeerTooSlow, out);
+        } else {
+            out.push(self.arm_master_down());
+        }
+    }
+
     /// Feeds one event; returns the actions to carry out, in order.
     pub fn step(&mut self, event: Event, _now: Instant) -> Vec<Action> {
         let mut out = Vec::new();
@@ -283,48 +310,17 @@ impl Group {
                     after: p.interval(),
                 });
             }
-            (State::Master | State::Backup, Event::Advert { src, .. }) if src == p.local_addr => {}
             (
-                State::Master,
+                state @ (State::Master | State::Backup),
                 Event::Advert {
                     src,
                     advbase,
                     advskew,
                     demote,
                 },
-            ) => {
+            ) if src != p.local_addr => {
                 let peer = rank(demote, advbase, advskew, src);
-                let ours = rank(self.demote_count, p.advbase, p.advskew, p.local_addr);
-                if peer < ours {
-                    self.leave_master(State::Backup, Reason::BetterPeer, &mut out);
-                }
-            }
-            (
-                State::Backup,
-                Event::Advert {
-                    src,
-                    advbase,
-                    advskew,
-                    demote,
-                },
-            ) => {
-                let peer_interval = interval_of(advbase, advskew);
-                let bow_out = advbase == crate::carp::BOW_OUT && advskew == crate::carp::BOW_OUT;
-                let peer = rank(demote, advbase, advskew, src);
-                let ours = rank(self.demote_count, p.advbase, p.advskew, p.local_addr);
-                if self.demoted {
-                    out.push(self.arm_master_down());
-                } else if bow_out {
-                    self.become_master(Reason::PeerBowedOut, &mut out);
-                } else if p.preempt && (peer.0, peer.1) > (ours.0, ours.1) {
-                    // ucarp preempts on a slower interval only, never on the address.
-                    self.become_master(Reason::PreemptWorsePeer, &mut out);
-                } else if peer_interval > p.master_down() {
-                    // The master would time out anyway (a bow-out's 255 s always does).
-                    self.become_master(Reason::PeerTooSlow, &mut out);
-                } else {
-                    out.push(self.arm_master_down());
-                }
+                self.on_peer_advert(state, peer, &mut out);
             }
             (State::Master, Event::Demote) => {
                 self.demoted = true;
@@ -342,15 +338,17 @@ impl Group {
                 out.push(self.bow_out());
                 self.leave_master(State::Init, Reason::Shutdown, &mut out);
             }
-            (State::Backup, Event::Shutdown) => {
-                self.set_state(State::Init, Reason::Shutdown, &mut out);
-                out.push(Action::Cancel(Timer::MasterDown));
-            }
+
             (State::Master, Event::LinkDown) => {
                 self.leave_master(State::Init, Reason::LinkDown, &mut out);
             }
-            (State::Backup, Event::LinkDown) => {
-                self.set_state(State::Init, Reason::LinkDown, &mut out);
+            (State::Backup, ev @ (Event::Shutdown | Event::LinkDown)) => {
+                let reason = if ev == Event::Shutdown {
+                    Reason::Shutdown
+                } else {
+                    Reason::LinkDown
+                };
+                self.set_state(State::Init, reason, &mut out);
                 out.push(Action::Cancel(Timer::MasterDown));
             }
             _ => {}

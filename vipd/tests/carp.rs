@@ -101,24 +101,13 @@ fn tampered(offset: usize, value: u8) -> Vec<u8> {
     p[offset] = value;
     p[26] = 0;
     p[27] = 0;
-    let sum = carp_checksum(&p[20..]);
+    let sum = carp::checksum(&p[20..]);
     p[26..28].copy_from_slice(&sum.to_be_bytes());
     p[10] = 0;
     p[11] = 0;
-    let sum = carp_checksum(&p[..20]);
+    let sum = carp::checksum(&p[..20]);
     p[10..12].copy_from_slice(&sum.to_be_bytes());
     p
-}
-
-fn carp_checksum(d: &[u8]) -> u16 {
-    let mut s: u32 = d
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
-        .sum();
-    while s > 0xffff {
-        s = (s & 0xffff) + (s >> 16);
-    }
-    !(s as u16)
 }
 
 fn decode(p: &[u8]) -> Result<(Ipv4Addr, Advert), CarpError> {
@@ -162,7 +151,7 @@ fn rejects_vrrp() {
     vrrp.extend_from_slice(&[
         0x21, 1, 100, 1, 0, 1, 0, 0, 10, 0, 0, 100, 0, 0, 0, 0, 0, 0, 0, 0,
     ]);
-    let sum = carp_checksum(&vrrp[20..]);
+    let sum = carp::checksum(&vrrp[20..]);
     vrrp[26..28].copy_from_slice(&sum.to_be_bytes());
     assert_eq!(
         Advert::parse(&[&vrrp[20..], &[0u8; 16][..]].concat()),

@@ -83,6 +83,8 @@ struct Running {
     pid: u32,
     /// keepalived's VRRP child, killed along with the parent.
     extra_pids: Vec<u32>,
+    /// Where ucarp's scripts and keepalived's notify script log transitions.
+    events: PathBuf,
 }
 
 fn write_script(path: &Path, body: &str) -> Result<()> {
@@ -95,7 +97,8 @@ fn write_script(path: &Path, body: &str) -> Result<()> {
 }
 
 /// Starts `sys` on node `i` of the lab; node 0 is meant to win.
-fn start(lab: &mut Lab, sys: Sys, i: usize, speed: Speed, events: &Path) -> Result<Running> {
+fn start(lab: &mut Lab, sys: Sys, i: usize, speed: Speed) -> Result<Running> {
+    let events = lab.dir().join(format!("events{i}"));
     let master = i == 0;
     let (advbase, advskew) = speed.carp(master);
     let src = node_addr(i + 1).to_string();
@@ -114,59 +117,15 @@ fn start(lab: &mut Lab, sys: Sys, i: usize, speed: Speed, events: &Path) -> Resu
             Ok(Running {
                 pid,
                 extra_pids: vec![],
+                events,
             })
         }
         Sys::Ucarp => {
-            let up = lab.dir().join(format!("up{i}.sh"));
-            let down = lab.dir().join(format!("down{i}.sh"));
-            write_script(
-                &up,
-                &format!(
-                    "ip addr add {vip} dev \"$1\"; echo up >> {}",
-                    events.display()
-                ),
-            )?;
-            write_script(
-                &down,
-                &format!(
-                    "ip addr del {vip} dev \"$1\" 2>/dev/null; echo down >> {}",
-                    events.display()
-                ),
-            )?;
-            let (b, k) = (advbase.to_string(), advskew.to_string());
-            let (up, down) = (
-                up.to_string_lossy().into_owned(),
-                down.to_string_lossy().into_owned(),
-            );
-            let pid = lab.spawn(
-                &node,
-                &[
-                    "ucarp",
-                    "-i",
-                    "eth0",
-                    "-s",
-                    &src,
-                    "-v",
-                    "1",
-                    "-p",
-                    "secret",
-                    "-a",
-                    &VIP.to_string(),
-                    "-b",
-                    &b,
-                    "-k",
-                    &k,
-                    "-u",
-                    &up,
-                    "-d",
-                    &down,
-                    "-z",
-                ],
-                &format!("ucarp{i}.log"),
-            )?;
+            let (pid, events) = lab.start_ucarp(i, advbase, advskew, "secret", &["-z"])?;
             Ok(Running {
                 pid,
                 extra_pids: vec![],
+                events,
             })
         }
         Sys::Keepalived => {
@@ -224,6 +183,7 @@ fn start(lab: &mut Lab, sys: Sys, i: usize, speed: Speed, events: &Path) -> Resu
             Ok(Running {
                 pid,
                 extra_pids: extra,
+                events,
             })
         }
     }
@@ -239,17 +199,7 @@ fn is_master(lab: &Lab, sys: Sys, i: usize, events: &Path) -> bool {
 }
 
 fn last_event(path: &Path) -> Option<String> {
-    std::fs::read_to_string(path)
-        .ok()?
-        .lines()
-        .last()
-        .map(|s| s.trim().to_owned())
-}
-
-fn count_events(path: &Path) -> usize {
-    std::fs::read_to_string(path)
-        .map(|t| t.lines().count())
-        .unwrap_or(0)
+    vipd_tests::read_lines(path).pop()
 }
 
 /// One failover measurement.
@@ -262,15 +212,14 @@ struct Sample {
 
 fn failover(sys: Sys, speed: Speed, failure: Failure, interval: Duration) -> Result<Sample> {
     let mut lab = Lab::new(&format!("b{}", sys.name()), 2)?;
-    let ev: Vec<PathBuf> = (0..2)
-        .map(|i| lab.dir().join(format!("events{i}")))
-        .collect();
-    let r0 = start(&mut lab, sys, 0, speed, &ev[0])?;
+    let r0 = start(&mut lab, sys, 0, speed)?;
     // Let the master win before the backup starts, as in a running cluster.
-    if !Lab::wait_for(Duration::from_secs(10), || is_master(&lab, sys, 0, &ev[0])) {
+    if !Lab::wait_for(Duration::from_secs(10), || {
+        is_master(&lab, sys, 0, &r0.events)
+    }) {
         bail!("{} did not become master", sys.name());
     }
-    let _r1 = start(&mut lab, sys, 1, speed, &ev[1])?;
+    start(&mut lab, sys, 1, speed)?;
     std::thread::sleep(Duration::from_secs(3));
     let count = (Duration::from_secs(7).as_secs_f64() / interval.as_secs_f64()) as u32;
     let probe = lab.start_probe(VIP, interval, count)?;
@@ -306,14 +255,14 @@ fn failover(sys: Sys, speed: Speed, failure: Failure, interval: Duration) -> Res
 /// flooded from the client.
 fn false_failovers(sys: Sys, secs: u64) -> Result<u64> {
     let mut lab = Lab::new(&format!("f{}", sys.name()), 2)?;
-    let ev: Vec<PathBuf> = (0..2)
-        .map(|i| lab.dir().join(format!("events{i}")))
-        .collect();
-    start(&mut lab, sys, 0, Speed::Fastest, &ev[0])?;
-    if !Lab::wait_for(Duration::from_secs(10), || is_master(&lab, sys, 0, &ev[0])) {
+    let r0 = start(&mut lab, sys, 0, Speed::Fastest)?;
+    if !Lab::wait_for(Duration::from_secs(10), || {
+        is_master(&lab, sys, 0, &r0.events)
+    }) {
         bail!("{} did not become master", sys.name());
     }
-    start(&mut lab, sys, 1, Speed::Fastest, &ev[1])?;
+    let r1 = start(&mut lab, sys, 1, Speed::Fastest)?;
+    let ev = [r0.events, r1.events];
     std::thread::sleep(Duration::from_secs(2));
     let before = transitions(&lab, sys, &ev);
     let target = lab.nodes[0].addr.to_string();
@@ -353,7 +302,10 @@ fn transitions(lab: &Lab, sys: Sys, ev: &[PathBuf]) -> u64 {
         Sys::Vipd => (0..2)
             .map(|i| lab.status(i).map(|s| s.groups[0].transitions).unwrap_or(0))
             .sum(),
-        _ => ev.iter().map(|p| count_events(p) as u64).sum(),
+        _ => ev
+            .iter()
+            .map(|p| vipd_tests::read_lines(p).len() as u64)
+            .sum(),
     }
 }
 
@@ -545,13 +497,8 @@ fn iperf(lab: &Lab, secs: u32) -> Result<f64> {
     Ok(v / 1e9)
 }
 
-fn throughput_ratio(secs: u32, reps: usize) -> Result<(f64, f64, f64)> {
-    let mut lab = Lab::new("iperf", 1)?;
-    lab.nodes[0].ok("iperf3 -s -D")?;
-    std::thread::sleep(Duration::from_millis(300));
-    let mut without = Vec::new();
-    let mut with = Vec::new();
-    // Alternate so that drift of the machine hits both alike.
+/// iperf3 to node 1 while vipd runs there (attached, MASTER of a group), then stops it.
+fn iperf_with_vipd(lab: &mut Lab, secs: u32) -> Result<f64> {
     lab.start_vipd(
         0,
         &[
@@ -571,29 +518,21 @@ fn throughput_ratio(secs: u32, reps: usize) -> Result<(f64, f64, f64)> {
         bail!("vipd did not start: {}", lab.log_text(0));
     }
     let pid = lab.status(0)?.pid;
-    with.push(iperf(&lab, secs)?);
+    let gbps = iperf(lab, secs);
     lab.signal(pid, libc::SIGTERM, Duration::from_secs(10));
+    gbps
+}
+
+fn throughput_ratio(secs: u32, reps: usize) -> Result<(f64, f64, f64)> {
+    let mut lab = Lab::new("iperf", 1)?;
+    lab.nodes[0].ok("iperf3 -s -D")?;
+    std::thread::sleep(Duration::from_millis(300));
+    let mut without = Vec::new();
+    let mut with = Vec::new();
+    // Alternate so that drift of the machine hits both alike.
     for _ in 0..reps {
         without.push(iperf(&lab, secs)?);
-        lab.start_vipd(
-            0,
-            &[
-                "-i",
-                "eth0",
-                "-s",
-                "10.0.0.1",
-                "-v",
-                "1",
-                "-p",
-                "secret",
-                "-a",
-                "10.0.0.100/24",
-            ],
-        )?;
-        lab.wait_state(0, 1, "MASTER", Duration::from_secs(10));
-        let pid = lab.status(0)?.pid;
-        with.push(iperf(&lab, secs)?);
-        lab.signal(pid, libc::SIGTERM, Duration::from_secs(10));
+        with.push(iperf_with_vipd(&mut lab, secs)?);
     }
     let (w, wo) = (median(&with), median(&without));
     Ok((wo, w, w / wo))
