@@ -612,10 +612,32 @@ pub mod frames {
     pub const UCARP_ADVERT: &str = "4510003836084000ff705add0a4d0001e0000012210100070001f42db4c541e64ebd732d0e3e71945b3936c8b3c5c6aa9c72690714748bff";
 }
 
+/// What `vipd status --json` shows, as a user's script reads it (the fields tests use).
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct Status {
+    pub pid: u32,
+    pub groups: Vec<GroupStatus>,
+    /// XDP/TC verdict counters: (reason, packets).
+    pub xdp: Vec<(String, u64)>,
+}
+
+/// One group in `vipd status --json`.
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct GroupStatus {
+    pub vhid: u8,
+    pub state: String,
+    pub master: Option<String>,
+    pub demoted: bool,
+    pub transitions: u64,
+    pub adverts_received: u64,
+    /// Advertisements rejected in user space: (reason, count).
+    pub rejected: Vec<(String, u64)>,
+}
+
 /// Daemon-level helpers: the state vipd reports through its control socket.
 impl Lab {
     /// `vipd status --json` of node `i`.
-    pub fn status(&self, i: usize) -> Result<vipd::control::Status> {
+    pub fn status(&self, i: usize) -> Result<Status> {
         let text = self.vipd_ctl(i, &["status", "--json"])?;
         Ok(serde_json::from_str(&text)?)
     }

@@ -3,7 +3,7 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use vipd::dataplane::{Dataplane, monotonic_ns};
+use vipd::dataplane::{Dataplane, XdpPreference, monotonic_ns};
 use vipd_common::{AdvertEvent, Reason};
 use vipd_tests::{Lab, VIP, frames, in_netns};
 
@@ -117,7 +117,7 @@ fn counters_move_under_real_traffic() {
     // Attach inside the node, then generate traffic from the client.
     let before = in_netns(&node.ns, move || {
         let mut dp = Dataplane::load(&pin).expect("load eBPF");
-        let (_, mode) = dp.attach("eth0").expect("attach");
+        let (_, mode) = dp.attach("eth0", XdpPreference::Native).expect("attach");
         assert_eq!(
             mode,
             vipd::dataplane::AttachMode::Native,

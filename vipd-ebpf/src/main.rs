@@ -81,7 +81,7 @@ fn ownership(ifindex: u32, addr: u32) -> Option<bool> {
     Some(owner.owned_at(unsafe { bpf_ktime_get_ns() }))
 }
 
-#[xdp]
+#[xdp(frags)]
 pub fn vipd_xdp(ctx: XdpContext) -> u32 {
     let (action, reason) = classify(&ctx);
     count(reason);

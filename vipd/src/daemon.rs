@@ -18,16 +18,18 @@ use crate::addr::{self, Netlink};
 use crate::carp::{self, Advert, CarpError};
 use crate::config::{AddressMode, Config, GroupConfig, Vip};
 use crate::control::{self, GroupStatus, Reply, Request, Status, Target};
-use crate::dataplane::{Dataplane, monotonic_ns};
+use crate::dataplane::{Dataplane, XdpPreference, monotonic_ns};
 use crate::election::{self, Action, Event, Hook, Params, State, Timer};
 use crate::garp::{self, LinkSender};
 use crate::scripts::{ScriptRun, ScriptRunner};
 
-/// Paths that must differ between daemons (one per network namespace by default).
+/// Process-wide options: the paths must differ between daemons (one per network namespace
+/// by default).
 #[derive(Clone, Debug)]
-pub struct Paths {
+pub struct Options {
     pub control_socket: PathBuf,
     pub bpffs_dir: PathBuf,
+    pub xdp_mode: XdpPreference,
 }
 
 /// How often link state is polled.
@@ -129,9 +131,9 @@ fn carp_error_name(e: &CarpError) -> &'static str {
 }
 
 /// Runs the daemon until SIGTERM/SIGINT.
-pub async fn run(config: Config, paths: Paths) -> Result<()> {
+pub async fn run(config: Config, opts: Options) -> Result<()> {
     let nl = Netlink::new()?;
-    let mut dp = Dataplane::load(&paths.bpffs_dir).context("loading the XDP program")?;
+    let mut dp = Dataplane::load(&opts.bpffs_dir).context("loading the XDP program")?;
 
     // Interfaces and groups, then the safe start-up order: every VIP "not owned" in the map
     // and the programs attached before any address is added.
@@ -173,7 +175,7 @@ pub async fn run(config: Config, paths: Paths) -> Result<()> {
             warn!(interface = %name, error = %e, "cannot set arp_ignore/arp_announce");
         }
         let (_, mode) = dp
-            .attach(name)
+            .attach(name, opts.xdp_mode)
             .with_context(|| format!("attaching to {name}"))?;
         info!(interface = %name, ?mode, "XDP and TC egress programs attached");
         ifaces.push(Iface {
@@ -253,7 +255,7 @@ pub async fn run(config: Config, paths: Paths) -> Result<()> {
     // SAFETY: the ring buffer owns its fd and outlives the registration (both live in `ring`).
     let mut ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
         .map_err(|e| anyhow::anyhow!("polling the ring buffer: {e}"))?;
-    let listener = control::listen(&paths.control_socket).await?;
+    let listener = control::listen(&opts.control_socket).await?;
     let mut d = Daemon {
         groups,
         by_key,
@@ -264,7 +266,7 @@ pub async fn run(config: Config, paths: Paths) -> Result<()> {
         unknown_group: 0,
         started: Instant::now(),
     };
-    info!(groups = d.groups.len(), socket = %paths.control_socket.display(), "vipd running");
+    info!(groups = d.groups.len(), socket = %opts.control_socket.display(), "vipd running");
 
     for i in 0..d.groups.len() {
         d.step(i, Event::Start, Instant::now()).await;
@@ -323,7 +325,7 @@ pub async fn run(config: Config, paths: Paths) -> Result<()> {
     }
 
     d.shutdown(&mut ring).await;
-    let _ = std::fs::remove_file(&paths.control_socket);
+    let _ = std::fs::remove_file(&opts.control_socket);
     let Daemon { scripts, dp, .. } = d;
     drop(scripts);
     let _ = tokio::time::timeout(Duration::from_secs(30), scripts_task).await;

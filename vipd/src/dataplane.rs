@@ -97,6 +97,18 @@ pub fn ifindex(name: &str) -> Result<u32> {
     nix::net::if_::if_nametoindex(name).map_err(|_| DataplaneError::NoInterface(name.to_owned()))
 }
 
+/// Which XDP mode to ask for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum XdpPreference {
+    /// Native (driver) mode, generic only if the driver refuses it.
+    #[default]
+    Native,
+    /// Generic (skb) mode. On veth, native XDP turns off the peer's segmentation offload
+    /// (the kernel's veth driver does so whenever an XDP program is attached), which costs
+    /// bulk TCP throughput; generic mode leaves it on.
+    Generic,
+}
+
 /// How the XDP program ended up attached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AttachMode {
@@ -243,17 +255,23 @@ impl Dataplane {
         self.pin_dir.join(format!("link-{kind}-{ifname}"))
     }
 
-    /// Attaches the XDP program (native mode, generic only if native is refused) and the TC
-    /// egress program to `ifname`, adopting links an earlier vipd pinned. Returns the ifindex.
-    pub fn attach(&mut self, ifname: &str) -> Result<(u32, AttachMode)> {
+    /// Attaches the XDP program (native mode unless generic is asked for; generic also when
+    /// the driver refuses native) and the TC egress program to `ifname`, adopting links an
+    /// earlier vipd pinned. Returns the ifindex and how XDP ended up attached.
+    pub fn attach(&mut self, ifname: &str, prefer: XdpPreference) -> Result<(u32, AttachMode)> {
         let ifindex = ifindex(ifname)?;
-        let mode = self.attach_xdp(ifname, ifindex)?;
+        let mode = self.attach_xdp(ifname, ifindex, prefer)?;
         self.attach_tc(ifname)?;
         self.attached.push((ifname.to_owned(), ifindex));
         Ok((ifindex, mode))
     }
 
-    fn attach_xdp(&mut self, ifname: &str, ifindex: u32) -> Result<AttachMode> {
+    fn attach_xdp(
+        &mut self,
+        ifname: &str,
+        ifindex: u32,
+        prefer: XdpPreference,
+    ) -> Result<AttachMode> {
         let pin = self.link_pin("xdp", ifname);
         let xdp: &mut Xdp = self
             .ebpf
@@ -269,6 +287,12 @@ impl Dataplane {
                     .attach_to_link(link)
                     .map_err(prog_err(format!("replacing the XDP program on {ifname}")))?;
                 (id, AttachMode::Adopted)
+            }
+            Err(_) if prefer == XdpPreference::Generic => {
+                let id = xdp
+                    .attach_to_if_index(ifindex, XdpMode::Skb)
+                    .map_err(prog_err(format!("attaching XDP to {ifname}")))?;
+                (id, AttachMode::Generic)
             }
             Err(_) => match xdp.attach_to_if_index(ifindex, XdpMode::Driver) {
                 Ok(id) => (id, AttachMode::Native),

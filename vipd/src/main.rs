@@ -8,7 +8,8 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use vipd::config::{Config, ConfigError, RawGroup};
 use vipd::control::{self, Reply, Request, Target};
-use vipd::daemon::{self, Paths};
+use vipd::daemon::{self, Options};
+use vipd::dataplane::XdpPreference;
 
 #[derive(Parser)]
 #[command(
@@ -27,6 +28,15 @@ struct Cli {
     /// bpffs directory for pinned links and maps (default: one per network namespace).
     #[arg(long, global = true, value_name = "DIR")]
     bpffs_dir: Option<PathBuf>,
+    /// XDP attach mode: native (driver; generic only if refused) or generic (skb).
+    #[arg(long, global = true, value_enum, default_value_t = XdpMode::Native)]
+    xdp_mode: XdpMode,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum XdpMode {
+    Native,
+    Generic,
 }
 
 #[derive(Subcommand)]
@@ -189,7 +199,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
     };
-    let paths = Paths {
+    let opts = Options {
         control_socket: cli
             .control_socket
             .clone()
@@ -198,6 +208,10 @@ fn main() -> ExitCode {
             .bpffs_dir
             .clone()
             .unwrap_or_else(vipd::dataplane::default_pin_dir),
+        xdp_mode: match cli.xdp_mode {
+            XdpMode::Native => XdpPreference::Native,
+            XdpMode::Generic => XdpPreference::Generic,
+        },
     };
     if cli.cmd.is_some() && cli.ucarp != UcarpArgs::default() {
         return usage("ucarp-style flags (-i, -v, ...) cannot be combined with a subcommand");
@@ -210,10 +224,10 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(e) => return usage(flag_names(&e.to_string())),
             };
-            serve(config, paths, debug, daemonize)
+            serve(config, opts, debug, daemonize)
         }
         Some(Cmd::Run { config }) => match Config::load(&config) {
-            Ok(c) => serve(c, paths, false, false),
+            Ok(c) => serve(c, opts, false, false),
             Err(e) => usage(e),
         },
         Some(Cmd::CheckConfig { file }) => match Config::load(&file) {
@@ -223,13 +237,13 @@ fn main() -> ExitCode {
             }
             Err(e) => usage(e),
         },
-        Some(Cmd::Status { json }) => client(&paths, Request::Status, json),
+        Some(Cmd::Status { json }) => client(&opts, Request::Status, json),
         Some(Cmd::Demote(t)) => match target(t) {
-            Ok(target) => client(&paths, Request::Demote { target }, false),
+            Ok(target) => client(&opts, Request::Demote { target }, false),
             Err(code) => code,
         },
         Some(Cmd::Promote(t)) => match target(t) {
-            Ok(target) => client(&paths, Request::Promote { target }, false),
+            Ok(target) => client(&opts, Request::Promote { target }, false),
             Err(code) => code,
         },
     }
@@ -268,13 +282,13 @@ fn target(t: TargetArgs) -> Result<Target, ExitCode> {
     }
 }
 
-fn serve(config: Config, paths: Paths, debug: bool, daemonize: bool) -> ExitCode {
+fn serve(config: Config, opts: Options, debug: bool, daemonize: bool) -> ExitCode {
     init_tracing(debug);
     if daemonize && let Err(e) = nix::unistd::daemon(true, false) {
         eprintln!("vipd: cannot daemonize: {e}");
         return ExitCode::FAILURE;
     }
-    let result = runtime().and_then(|rt| rt.block_on(daemon::run(config, paths)));
+    let result = runtime().and_then(|rt| rt.block_on(daemon::run(config, opts)));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -285,9 +299,9 @@ fn serve(config: Config, paths: Paths, debug: bool, daemonize: bool) -> ExitCode
     }
 }
 
-fn client(paths: &Paths, req: Request, json: bool) -> ExitCode {
+fn client(opts: &Options, req: Request, json: bool) -> ExitCode {
     let result = runtime().and_then(|rt| {
-        rt.block_on(control::call(&paths.control_socket, &req))
+        rt.block_on(control::call(&opts.control_socket, &req))
             .map_err(anyhow::Error::from)
     });
     match result {

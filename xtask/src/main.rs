@@ -98,7 +98,7 @@ fn run(cmd: &mut Command) -> Result<()> {
 
 /// A cargo invocation for the given toolchain, free of the variables of the cargo that runs
 /// xtask (they would pin the toolchain and its rustc).
-fn cargo(toolchain: &str) -> Command {
+pub fn cargo(toolchain: &str) -> Command {
     let mut cmd = Command::new("cargo");
     cmd.arg(format!("+{toolchain}"));
     for var in [
