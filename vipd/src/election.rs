@@ -1,11 +1,41 @@
-//! The CARP election of one group, as ucarp 1.5.2 (carp.c) and OpenBSD (ip_carp.c,
-//! carp_input/carp_master_down/carp_set_state) run it, as a pure function:
-//! `(state, event, now) -> (state, actions)`. No I/O and no clock reads: the caller passes
-//! `now` and carries out the actions. Every state change goes through [`Group::set_state`],
-//! which emits one [`Action::Transition`] with its reason.
+//! The CARP election of one group, following ucarp 1.5.2 (src/carp.c: `carp_set_state`,
+//! `carp_setrun`, `carp_master_down`, `packethandler`) and OpenBSD's ip_carp.c
+//! (`carp_set_state`, `carp_proto_input_c`, `carp_master_down`) where ucarp has no rule
+//! (demote count, bow-out).
+//!
+//! It is pure: `(state, event, now) -> (state, actions)` with no I/O and no clock reads. The
+//! caller passes `now`, feeds timer expiries and received advertisements as events, and
+//! carries out the returned [`Action`]s in order. Every state change goes through one
+//! function, `Group::set_state`, which emits exactly one [`Action::Transition`].
+//!
+//! Rules, with where they come from:
+//! - Start: INIT -> BACKUP, master-down armed; the down hook runs on entering BACKUP unless
+//!   neutral (`-n`) — ucarp's `carp_set_state(BACKUP)` skips the downscript only when
+//!   coming from INIT in neutral mode.
+//! - Master-down = dead_ratio × advbase + advskew/256 s (ucarp `carp_setrun`, `-r`).
+//! - An advertiser ranks by (demote count, advbase + advskew/256, source address); lower
+//!   wins. The demote count comes first as in OpenBSD; ucarp sends 0 and ignores it. The
+//!   address tie-break is ucarp's (OpenBSD has none): a MASTER steps down when an equal
+//!   interval comes from a source whose raw `s_addr` is lower than ours, i.e. the
+//!   network-order bytes read as a host integer (on little-endian hosts the last octet
+//!   weighs most).
+//! - BACKUP on an advertisement: take over at once on a bow-out (255/255), on a higher
+//!   demote count (OpenBSD, regardless of preemption), on a slower interval with `-P`
+//!   (ucarp and OpenBSD compare intervals only, never addresses, for preemption), or when
+//!   the peer's interval exceeds our master-down (ucarp "going to time out"); otherwise
+//!   re-arm master-down — also for a worse peer without `-P`, as ucarp's `carp_setrun`.
+//! - MASTER stepping down first sends one more advertisement, as ucarp does ("to be really
+//!   sure the new master knows that it has to reassert control of the VIP").
+//! - Administrative demotion (ucarp's SIGUSR2, made persistent): bow out, stay BACKUP until
+//!   promoted. Shutdown as MASTER bows out (OpenBSD/FreeBSD; ucarp goes silent). Link loss
+//!   goes to INIT (OpenBSD) without an advertisement.
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+use crate::carp::BOW_OUT;
+
+/// The state of one group. A `Fault` state can be added later: states are matched
+/// explicitly (no catch-all), so the compiler lists every place that must handle it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
     Init,
@@ -14,6 +44,7 @@ pub enum State {
 }
 
 impl State {
+    /// The name ucarp logs ("Switching to state: MASTER").
     pub fn name(self) -> &'static str {
         match self {
             State::Init => "INIT",
@@ -23,68 +54,145 @@ impl State {
     }
 }
 
-/// A group's election parameters.
+/// A group's election parameters (ucarp's `-v -b -k -P -n -r -s`).
 #[derive(Clone, Debug)]
 pub struct Params {
     pub vhid: u8,
     pub advbase: u8,
     pub advskew: u8,
     pub preempt: bool,
+    /// Don't run the down hook on entering BACKUP at start (ucarp `-n`).
     pub neutral: bool,
-    /// ucarp's `-r`: master-down = dead_ratio * advbase + advskew/256.
+    /// ucarp's `-r` (default 3): master-down = dead_ratio × advbase + advskew/256.
     pub dead_ratio: u32,
-    /// Our source address: tie-break and recognising our own advertisements.
+    /// Our source address: the tie-break, and how our own advertisements are recognised.
     pub local_addr: Ipv4Addr,
 }
 
+/// Why [`Params`] cannot run.
+#[derive(Debug, thiserror::Error, Clone, Copy, PartialEq, Eq)]
+pub enum ParamError {
+    #[error("vhid 0 is not valid: use 1 to 255")]
+    ZeroVhid,
+    #[error(
+        "advbase 0 with advskew 0 gives no interval: the interval is advbase + advskew/256 s, so advbase 0 needs an advskew above 0"
+    )]
+    ZeroInterval,
+    #[error("advbase 255 is reserved for bow-out advertisements: use 0 to 254")]
+    AdvbaseReserved,
+    #[error("advskew 255 is reserved for bow-out advertisements: use 0 to 254")]
+    AdvskewReserved,
+    #[error(
+        "dead ratio 0 would declare the master dead at once: use 1 or more (ucarp's default is 3)"
+    )]
+    ZeroDeadRatio,
+    #[error("the local address is 0.0.0.0: advertisements need a persistent source address")]
+    NoLocalAddr,
+}
+
+/// advbase + advskew/256 s, to the microsecond as ucarp's `struct timeval`.
 fn interval_of(advbase: u8, advskew: u8) -> Duration {
-    Duration::from_secs(u64::from(advbase))
-        + Duration::from_micros(u64::from(advskew) * 1_000_000 / 256)
+    Duration::from_secs(u64::from(advbase)) + skew(advskew)
+}
+
+fn skew(advskew: u8) -> Duration {
+    Duration::from_micros(u64::from(advskew) * 1_000_000 / 256)
 }
 
 impl Params {
-    /// advbase + advskew/256 s.
+    /// Our advertisement interval: advbase + advskew/256 s.
     pub fn interval(&self) -> Duration {
         interval_of(self.advbase, self.advskew)
     }
 
-    /// dead_ratio * advbase + advskew/256 s.
+    /// How long a BACKUP waits for an advertisement: dead_ratio × advbase + advskew/256 s
+    /// (ucarp; with advbase 0 it equals the interval).
     pub fn master_down(&self) -> Duration {
         Duration::from_secs(u64::from(self.advbase) * u64::from(self.dead_ratio))
-            + Duration::from_micros(u64::from(self.advskew) * 1_000_000 / 256)
+            + skew(self.advskew)
+    }
+
+    /// Checks the parameters as ucarp and carp(4) do: vhid 1..=255, an interval above
+    /// zero, advbase and advskew below 255 (the bow-out values), dead ratio 1 or more, and
+    /// a source address.
+    pub fn validate(&self) -> Result<(), ParamError> {
+        if self.vhid == 0 {
+            return Err(ParamError::ZeroVhid);
+        }
+        if self.advbase == 0 && self.advskew == 0 {
+            return Err(ParamError::ZeroInterval);
+        }
+        if self.advbase == BOW_OUT {
+            return Err(ParamError::AdvbaseReserved);
+        }
+        if self.advskew == BOW_OUT {
+            return Err(ParamError::AdvskewReserved);
+        }
+        if self.dead_ratio == 0 {
+            return Err(ParamError::ZeroDeadRatio);
+        }
+        if self.local_addr.is_unspecified() {
+            return Err(ParamError::NoLocalAddr);
+        }
+        Ok(())
     }
 }
 
+/// What happens to a group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {
+    /// The daemon starts the group.
     Start,
+    /// A valid, authenticated advertisement for this vhid (ours too, if looped back).
     Advert {
         src: Ipv4Addr,
         advbase: u8,
         advskew: u8,
         demote: u8,
     },
+    /// The timer armed with [`Timer::MasterDown`] expired.
     MasterDownTimer,
+    /// The timer armed with [`Timer::Advert`] expired.
     AdvertTimer,
+    /// Administrative demotion: give up MASTER and stay BACKUP until [`Event::Promote`].
     Demote,
+    /// Ends a demotion.
     Promote,
+    /// The daemon stops the group.
     Shutdown,
+    /// The interface lost its carrier.
     LinkDown,
+    /// The interface has its carrier again.
     LinkUp,
 }
 
 /// Why a transition happened, for the log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reason {
+    /// The group started.
     Started,
+    /// No advertisement within master-down.
     MasterDownExpired,
+    /// The master sent a bow-out advertisement (advbase and advskew 255).
     PeerBowedOut,
+    /// The master advertises so slowly that it would time out anyway (ucarp).
     PeerTooSlow,
+    /// The master advertises a higher demote count than ours (OpenBSD).
+    PeerDemoted,
+    /// A better master advertises.
     BetterPeer,
+    /// Preemption (`-P`) over a master with a slower interval.
     PreemptWorsePeer,
+    /// Administratively demoted.
     Demoted,
+    /// Not emitted by this state machine: a promotion only re-arms master-down, and the
+    /// transition that may follow carries its own reason.
+    Promoted,
+    /// The group is stopping.
     Shutdown,
+    /// The interface lost its carrier.
     LinkDown,
+    /// The interface has its carrier again.
     LinkUp,
 }
 
@@ -95,9 +203,11 @@ impl std::fmt::Display for Reason {
             Reason::MasterDownExpired => "no advertisement within master-down",
             Reason::PeerBowedOut => "the master bowed out",
             Reason::PeerTooSlow => "the master advertises slower than our master-down",
+            Reason::PeerDemoted => "the master advertises a higher demote count",
             Reason::BetterPeer => "a better master advertises",
             Reason::PreemptWorsePeer => "preempting a worse master",
             Reason::Demoted => "demoted",
+            Reason::Promoted => "promoted",
             Reason::Shutdown => "shutting down",
             Reason::LinkDown => "link down",
             Reason::LinkUp => "link up",
@@ -105,40 +215,71 @@ impl std::fmt::Display for Reason {
     }
 }
 
+/// The group's two timers. Arming one replaces its previous deadline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Timer {
     Advert,
     MasterDown,
 }
 
+/// The user's scripts (ucarp `-u` / `-d`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Hook {
     Up,
     Down,
 }
 
+/// What the daemon must do, in the order given.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
+    /// Send one advertisement with these fields (255/255 is a bow-out).
     SendAdvert {
         advbase: u8,
         advskew: u8,
         demote: u8,
     },
+    /// (Re)arm a timer to expire `after` from the event's `now`.
     Arm {
         timer: Timer,
         after: Duration,
     },
+    /// Disarm a timer (nothing happens if it is not armed).
     Cancel(Timer),
+    /// The state changed; emitted once per change, by `Group::set_state` only.
     Transition {
         from: State,
         to: State,
         reason: Reason,
     },
-    /// Own the VIPs: flip the ownership map, announce with gratuitous ARP.
+    /// Own the VIPs: flip the ownership map to owned, send gratuitous ARP.
     BecomeMaster,
     /// Stop owning the VIPs.
     BecomeBackup,
     RunHook(Hook),
+}
+
+/// The rank of an advertiser; lower is better (derived order: field by field).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Rank {
+    demote: u8,
+    interval: Duration,
+    /// ucarp compares `ip_src.s_addr` as an integer: the network-order bytes in host order.
+    addr: u32,
+}
+
+impl Rank {
+    fn new(demote: u8, advbase: u8, advskew: u8, src: Ipv4Addr) -> Rank {
+        Rank {
+            demote,
+            interval: interval_of(advbase, advskew),
+            addr: u32::from_ne_bytes(src.octets()),
+        }
+    }
+
+    /// Worse for preemption: ucarp and OpenBSD compare demote and interval, not addresses.
+    fn slower_than(&self, other: &Rank) -> bool {
+        (self.demote, self.interval) > (other.demote, other.interval)
+    }
 }
 
 /// The election state of one group.
@@ -150,20 +291,10 @@ pub struct Group {
     demote_count: u8,
     /// Administratively demoted: stays BACKUP until promoted.
     demoted: bool,
+    /// Whether the interface has its carrier (assumed until [`Event::LinkDown`]).
+    link_up: bool,
+    /// Started and not shut down: INIT then only means the link is down.
     started: bool,
-}
-
-/// Ordering key of an advertiser: lower wins. OpenBSD compares the demote count first;
-/// then the interval; ucarp breaks ties on the source address as the raw `s_addr`
-/// (network-order bytes read as a little-endian integer on the x86 hosts ucarp runs on).
-type Rank = (u8, Duration, u32);
-
-fn rank(demote: u8, advbase: u8, advskew: u8, src: Ipv4Addr) -> Rank {
-    (
-        demote,
-        interval_of(advbase, advskew),
-        u32::from_le_bytes(src.octets()),
-    )
 }
 
 impl Group {
@@ -173,6 +304,7 @@ impl Group {
             state: State::Init,
             demote_count: 0,
             demoted: false,
+            link_up: true,
             started: false,
         }
     }
@@ -185,13 +317,102 @@ impl Group {
         &self.params
     }
 
+    /// Administratively demoted ([`Event::Demote`] without [`Event::Promote`] since).
     pub fn is_demoted(&self) -> bool {
         self.demoted
+    }
+
+    /// The demote count our advertisements carry (OpenBSD's carpdemote; 0 as ucarp).
+    pub fn demote_count(&self) -> u8 {
+        self.demote_count
+    }
+
+    /// Sets the demote count of our next advertisements. Peers compare it before the
+    /// interval: OpenBSD backups with a lower count take over from us at once.
+    pub fn set_demote_count(&mut self, count: u8) {
+        self.demote_count = count;
     }
 
     /// (advbase, advskew, demote) of our regular advertisements.
     pub fn advert_fields(&self) -> (u8, u8, u8) {
         (self.params.advbase, self.params.advskew, self.demote_count)
+    }
+
+    /// The one entry point: feeds one event and returns the actions to carry out, in
+    /// order. `now` is the instant of the event; timers are armed relative to it.
+    pub fn step(&mut self, event: Event, _now: Instant) -> Vec<Action> {
+        let mut out = Vec::new();
+        match event {
+            Event::Start => self.on_start(&mut out),
+            Event::Advert {
+                src,
+                advbase,
+                advskew,
+                demote,
+            } => {
+                if src != self.params.local_addr {
+                    let peer = Rank::new(demote, advbase, advskew, src);
+                    let bow_out = advbase == BOW_OUT && advskew == BOW_OUT;
+                    self.on_advert(peer, bow_out, &mut out);
+                }
+            }
+            Event::MasterDownTimer => {
+                if self.state == State::Backup {
+                    if self.demoted {
+                        out.push(self.arm_master_down());
+                    } else {
+                        self.become_master(Reason::MasterDownExpired, &mut out);
+                    }
+                }
+            }
+            Event::AdvertTimer => {
+                if self.state == State::Master {
+                    out.push(self.advert());
+                    out.push(self.arm_advert());
+                }
+            }
+            Event::Demote => {
+                self.demoted = true;
+                if self.state == State::Master {
+                    out.push(self.bow_out());
+                    self.leave_master(State::Backup, Reason::Demoted, &mut out);
+                }
+            }
+            Event::Promote => {
+                let was_demoted = std::mem::replace(&mut self.demoted, false);
+                if was_demoted && self.state == State::Backup {
+                    out.push(self.arm_master_down());
+                }
+            }
+            Event::Shutdown => {
+                self.started = false;
+                if self.state == State::Master {
+                    out.push(self.bow_out());
+                }
+                self.enter_init(Reason::Shutdown, &mut out);
+            }
+            Event::LinkDown => {
+                self.link_up = false;
+                self.enter_init(Reason::LinkDown, &mut out);
+            }
+            Event::LinkUp => {
+                self.link_up = true;
+                if self.state == State::Init && self.started {
+                    self.set_state(State::Backup, Reason::LinkUp, &mut out);
+                    out.push(self.arm_master_down());
+                }
+            }
+        }
+        out
+    }
+
+    /// The one place the state changes, and the one place a Transition is emitted.
+    fn set_state(&mut self, to: State, reason: Reason, out: &mut Vec<Action>) {
+        let from = self.state;
+        if from != to {
+            self.state = to;
+            out.push(Action::Transition { from, to, reason });
+        }
     }
 
     fn advert(&self) -> Action {
@@ -205,8 +426,8 @@ impl Group {
 
     fn bow_out(&self) -> Action {
         Action::SendAdvert {
-            advbase: crate::carp::BOW_OUT,
-            advskew: crate::carp::BOW_OUT,
+            advbase: BOW_OUT,
+            advskew: BOW_OUT,
             demote: self.demote_count,
         }
     }
@@ -218,29 +439,47 @@ impl Group {
         }
     }
 
-    /// The one place the state changes.
-    fn set_state(&mut self, to: State, reason: Reason, out: &mut Vec<Action>) {
-        let from = self.state;
-        if from == to {
+    fn arm_advert(&self) -> Action {
+        Action::Arm {
+            timer: Timer::Advert,
+            after: self.params.interval(),
+        }
+    }
+
+    fn our_rank(&self) -> Rank {
+        let p = &self.params;
+        Rank::new(self.demote_count, p.advbase, p.advskew, p.local_addr)
+    }
+
+    fn on_start(&mut self, out: &mut Vec<Action>) {
+        if self.state != State::Init || self.started {
             return;
         }
-        self.state = to;
-        out.push(Action::Transition { from, to, reason });
+        self.started = true;
+        if self.link_up {
+            self.set_state(State::Backup, Reason::Started, out);
+        }
+        // ucarp runs the downscript on INIT -> BACKUP unless neutral; vipd also makes sure
+        // the VIPs are not owned then (neutral leaves them alone, as ucarp does).
+        if !self.params.neutral {
+            out.push(Action::BecomeBackup);
+            out.push(Action::RunHook(Hook::Down));
+        }
+        if self.state == State::Backup {
+            out.push(self.arm_master_down());
+        }
     }
 
     fn become_master(&mut self, reason: Reason, out: &mut Vec<Action>) {
         self.set_state(State::Master, reason, out);
-        out.push(self.advert());
         out.push(Action::BecomeMaster);
         out.push(Action::RunHook(Hook::Up));
+        out.push(self.advert());
+        out.push(self.arm_advert());
         out.push(Action::Cancel(Timer::MasterDown));
-        out.push(Action::Arm {
-            timer: Timer::Advert,
-            after: self.params.interval(),
-        });
     }
 
-    /// Leaves MASTER for `to` (BACKUP, or INIT on shutdown and link loss).
+    /// Leaves MASTER for BACKUP, or for INIT on shutdown and link loss.
     fn leave_master(&mut self, to: State, reason: Reason, out: &mut Vec<Action>) {
         self.set_state(to, reason, out);
         out.push(Action::BecomeBackup);
@@ -253,106 +492,1114 @@ impl Group {
         }
     }
 
-    /// A valid advertisement from a peer, ranked, while MASTER or BACKUP.
-    fn on_peer_advert(&mut self, state: State, peer: Rank, out: &mut Vec<Action>) {
-        let p = &self.params;
-        let ours = rank(self.demote_count, p.advbase, p.advskew, p.local_addr);
-        let (_, peer_interval, _) = peer;
-        let bow_out = peer_interval == interval_of(crate::carp::BOW_OUT, crate::carp::BOW_OUT);
-        if state == State::Master {
-            if peer < ours {
-                self.leave_master(State::Backup, Reason::BetterPeer, out);
+    fn enter_init(&mut self, reason: Reason, out: &mut Vec<Action>) {
+        match self.state {
+            State::Init => {}
+            State::Master => self.leave_master(State::Init, reason, out),
+            State::Backup => {
+                self.set_state(State::Init, reason, out);
+                out.push(Action::Cancel(Timer::Advert));
+                out.push(Action::Cancel(Timer::MasterDown));
             }
-        } else if self.demoted {
-            out.push(self.arm_master_down());
-        } else if bow_out {
-            self.become_master(Reason::PeerBowedOut, out);
-        } else if p.preempt && (peer.0, peer.1) > (ours.0, ours.1) {
-            // ucarp preempts on a slower interval only, never on the address.
-            self.become_master(Reason::PreemptWorsePeer, out);
-        } else if peer_interval > p.master_down() {
-            // The master would time out anyway (a bow-out's 255 s always does).
-            self.become_master(Reason::PeerTooSlow, out);
-        } else {
-            out.push(self.arm_master_down());
         }
     }
 
-    /// Feeds one event; returns the actions to carry out, in order.
-    pub fn step(&mut self, event: Event, _now: Instant) -> Vec<Action> {
-        let mut out = Vec::new();
-        let p = self.params.clone();
-        match (self.state, event) {
-            (State::Init, Event::Start) if !self.started => {
-                self.started = true;
-                self.set_state(State::Backup, Reason::Started, &mut out);
-                out.push(Action::BecomeBackup);
-                if !p.neutral {
-                    out.push(Action::RunHook(Hook::Down));
+    /// An advertisement from a peer (not ours).
+    fn on_advert(&mut self, peer: Rank, bow_out: bool, out: &mut Vec<Action>) {
+        let ours = self.our_rank();
+        match self.state {
+            State::Init => {}
+            State::Master => {
+                // A bow-out never makes us step down, whatever its demote count.
+                if !bow_out && peer < ours {
+                    out.push(self.advert());
+                    self.leave_master(State::Backup, Reason::BetterPeer, out);
                 }
-                out.push(self.arm_master_down());
             }
-            (State::Init, Event::LinkUp) if self.started => {
-                self.set_state(State::Backup, Reason::LinkUp, &mut out);
-                out.push(self.arm_master_down());
-            }
-            (State::Backup, Event::MasterDownTimer) => {
+            State::Backup => {
                 if self.demoted {
                     out.push(self.arm_master_down());
+                } else if bow_out {
+                    self.become_master(Reason::PeerBowedOut, out);
+                } else if peer.demote > ours.demote {
+                    self.become_master(Reason::PeerDemoted, out);
+                } else if self.params.preempt && peer.slower_than(&ours) {
+                    self.become_master(Reason::PreemptWorsePeer, out);
+                } else if peer.interval > self.params.master_down() {
+                    self.become_master(Reason::PeerTooSlow, out);
                 } else {
-                    self.become_master(Reason::MasterDownExpired, &mut out);
+                    out.push(self.arm_master_down());
                 }
             }
-            (State::Master, Event::AdvertTimer) => {
-                out.push(self.advert());
-                out.push(Action::Arm {
-                    timer: Timer::Advert,
-                    after: p.interval(),
-                });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn addr(last: u8) -> Ipv4Addr {
+        Ipv4Addr::new(10, 0, 0, last)
+    }
+
+    /// Node `n` (1-based) at 10.0.0.n with ucarp's defaults otherwise.
+    fn node(n: u8, advbase: u8, advskew: u8, preempt: bool) -> Params {
+        Params {
+            vhid: 1,
+            advbase,
+            advskew,
+            preempt,
+            neutral: false,
+            dead_ratio: 3,
+            local_addr: addr(n),
+        }
+    }
+
+    fn secs(s: f64) -> Duration {
+        Duration::from_secs_f64(s)
+    }
+
+    struct Node {
+        group: Group,
+        advert_at: Option<Instant>,
+        master_down_at: Option<Instant>,
+        alive: bool,
+    }
+
+    /// Groups wired by hand on one virtual clock: each SendAdvert reaches every other live
+    /// node at the same instant (and the sender too with `loopback`), timers fire in time
+    /// order. `log` holds the transitions as the daemon would log them.
+    struct Lan {
+        base: Instant,
+        now: Instant,
+        nodes: Vec<Node>,
+        /// Adverts are lost between the nodes.
+        partitioned: bool,
+        /// Multicast loopback: senders hear their own adverts.
+        loopback: bool,
+        log: Vec<String>,
+        /// Every action with its node (0-based) and instant, in the order carried out.
+        actions: Vec<(usize, Instant, Action)>,
+        /// Every step: node, instant, event and the actions it returned.
+        steps: Vec<(usize, Instant, Event, Vec<Action>)>,
+    }
+
+    impl Lan {
+        fn new(params: Vec<Params>) -> Lan {
+            let base = Instant::now();
+            let mut lan = Lan {
+                base,
+                now: base,
+                nodes: Vec::new(),
+                partitioned: false,
+                loopback: false,
+                log: Vec::new(),
+                actions: Vec::new(),
+                steps: Vec::new(),
+            };
+            for p in params {
+                lan.add(p);
             }
-            (
-                state @ (State::Master | State::Backup),
+            lan
+        }
+
+        fn add(&mut self, p: Params) {
+            self.nodes.push(Node {
+                group: Group::new(p),
+                advert_at: None,
+                master_down_at: None,
+                alive: true,
+            });
+        }
+
+        fn at(&self, t: Instant) -> f64 {
+            t.duration_since(self.base).as_secs_f64()
+        }
+
+        fn feed(&mut self, i: usize, event: Event) {
+            let now = self.now;
+            let actions = self.nodes[i].group.step(event, now);
+            self.steps.push((i, now, event, actions.clone()));
+            for a in actions {
+                self.actions.push((i, now, a));
+                match a {
+                    Action::Transition { from, to, reason } => self.log.push(format!(
+                        "{:.3} n{} {}->{} ({reason})",
+                        self.at(now),
+                        i + 1,
+                        from.name(),
+                        to.name()
+                    )),
+                    Action::Arm { timer, after } => {
+                        let slot = match timer {
+                            Timer::Advert => &mut self.nodes[i].advert_at,
+                            Timer::MasterDown => &mut self.nodes[i].master_down_at,
+                        };
+                        *slot = Some(now + after);
+                    }
+                    Action::Cancel(Timer::Advert) => self.nodes[i].advert_at = None,
+                    Action::Cancel(Timer::MasterDown) => self.nodes[i].master_down_at = None,
+                    Action::SendAdvert {
+                        advbase,
+                        advskew,
+                        demote,
+                    } => {
+                        let src = self.nodes[i].group.params().local_addr;
+                        let advert = Event::Advert {
+                            src,
+                            advbase,
+                            advskew,
+                            demote,
+                        };
+                        for j in 0..self.nodes.len() {
+                            let reaches = if j == i {
+                                self.loopback
+                            } else {
+                                !self.partitioned
+                            };
+                            if reaches && self.nodes[j].alive {
+                                self.feed(j, advert);
+                            }
+                        }
+                    }
+                    Action::BecomeMaster | Action::BecomeBackup | Action::RunHook(_) => {}
+                }
+            }
+        }
+
+        /// Fires timers in time order up to `secs` after the start.
+        fn run_until(&mut self, secs_from_start: f64) {
+            let end = self.base + secs(secs_from_start);
+            loop {
+                let next = self
+                    .nodes
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, n)| n.alive)
+                    .flat_map(|(i, n)| {
+                        [
+                            n.master_down_at.map(|t| (t, i, 0)),
+                            n.advert_at.map(|t| (t, i, 1)),
+                        ]
+                    })
+                    .flatten()
+                    .min();
+                let Some((t, i, which)) = next.filter(|(t, _, _)| *t <= end) else {
+                    break;
+                };
+                self.now = t;
+                let event = if which == 0 {
+                    self.nodes[i].master_down_at = None;
+                    Event::MasterDownTimer
+                } else {
+                    self.nodes[i].advert_at = None;
+                    Event::AdvertTimer
+                };
+                self.feed(i, event);
+            }
+            self.now = end;
+        }
+
+        fn start_all(&mut self) {
+            for i in 0..self.nodes.len() {
+                self.feed(i, Event::Start);
+            }
+        }
+
+        /// The daemon of node `i` is killed: it goes silent.
+        fn kill(&mut self, i: usize) {
+            self.nodes[i].alive = false;
+        }
+
+        /// Node `i` comes back as a fresh process.
+        fn restart(&mut self, i: usize, p: Params) {
+            self.nodes[i] = Node {
+                group: Group::new(p),
+                advert_at: None,
+                master_down_at: None,
+                alive: true,
+            };
+            self.feed(i, Event::Start);
+        }
+
+        fn states(&self) -> Vec<State> {
+            self.nodes.iter().map(|n| n.group.state()).collect()
+        }
+
+        /// Instants at which node `i` sent an advertisement.
+        fn adverts_of(&self, i: usize) -> Vec<Instant> {
+            self.actions
+                .iter()
+                .filter(|(n, _, a)| *n == i && matches!(a, Action::SendAdvert { .. }))
+                .map(|(_, t, _)| *t)
+                .collect()
+        }
+
+        /// What node `i` returned for the last `event` it was fed.
+        fn returned(&self, i: usize, event: Event) -> Vec<Action> {
+            let step = self
+                .steps
+                .iter()
+                .rev()
+                .find(|(n, _, e, _)| *n == i && *e == event);
+            step.map(|(_, _, _, a)| a.clone()).unwrap_or_default()
+        }
+
+        /// All actions, with instants relative to the start.
+        fn timeline(&self) -> Vec<(usize, Duration, Action)> {
+            let base = self.base;
+            self.actions
+                .iter()
+                .map(|(i, t, a)| (*i, *t - base, *a))
+                .collect()
+        }
+
+        fn actions_of(&self, i: usize) -> Vec<Action> {
+            self.actions
+                .iter()
+                .filter(|(n, _, _)| *n == i)
+                .map(|(_, _, a)| *a)
+                .collect()
+        }
+    }
+
+    #[test]
+    fn two_nodes_start_and_the_lower_skew_wins() {
+        let mut lan = Lan::new(vec![node(1, 1, 100, false), node(2, 1, 0, false)]);
+        lan.start_all();
+        lan.run_until(10.0);
+        // n2's master-down is 3 s, n1's 3 + 100/256 = 3.390625 s.
+        assert_eq!(
+            lan.log,
+            [
+                "0.000 n1 INIT->BACKUP (started)",
+                "0.000 n2 INIT->BACKUP (started)",
+                "3.000 n2 BACKUP->MASTER (no advertisement within master-down)",
+            ]
+        );
+        assert_eq!(lan.states(), [State::Backup, State::Master]);
+        // Then n2 advertises every second and n1 keeps re-arming its master-down.
+        let sent: Vec<f64> = lan.adverts_of(1).iter().map(|t| lan.at(*t)).collect();
+        assert_eq!(sent, [3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0]);
+        assert!(lan.adverts_of(0).is_empty(), "a BACKUP never advertises");
+    }
+
+    #[test]
+    fn equal_skew_is_won_by_the_lower_source_address_as_in_ucarp() {
+        // A partition makes both nodes MASTER; when it heals, the MASTER that hears the
+        // same interval from a lower address steps down (ucarp: `ip_src.s_addr <
+        // srcip.s_addr`), whichever node advertises first.
+        for (first, second) in [(1, 2), (2, 1)] {
+            let mut lan = Lan::new(vec![node(first, 1, 0, false), node(second, 1, 0, false)]);
+            lan.partitioned = true;
+            lan.start_all();
+            lan.run_until(3.5);
+            assert_eq!(lan.states(), [State::Master, State::Master]);
+            lan.partitioned = false;
+            lan.run_until(10.0);
+            let loser = if first == 2 { "n1" } else { "n2" };
+            assert_eq!(
+                lan.log[4..],
+                [format!(
+                    "4.000 {loser} MASTER->BACKUP (a better master advertises)"
+                )],
+                "10.0.0.{first} advertises first"
+            );
+            let winner = lan
+                .nodes
+                .iter()
+                .find(|n| n.group.state() == State::Master)
+                .unwrap();
+            assert_eq!(winner.group.params().local_addr, addr(1));
+        }
+    }
+
+    #[test]
+    #[cfg(target_endian = "little")]
+    fn the_tie_break_is_ucarps_raw_address_comparison() {
+        // ucarp compares s_addr (network-order bytes) as a host integer: on little-endian
+        // hosts the last octet weighs most, so 10.0.2.3 beats 10.0.1.5 although it is the
+        // larger address. Agreeing with ucarp matters more than numeric order: two nodes
+        // that disagree would both stay MASTER, or both step down.
+        let mut a = node(1, 1, 0, false);
+        a.local_addr = Ipv4Addr::new(10, 0, 2, 3);
+        let mut b = node(2, 1, 0, false);
+        b.local_addr = Ipv4Addr::new(10, 0, 1, 5);
+        let mut lan = Lan::new(vec![b, a]);
+        lan.partitioned = true;
+        lan.start_all();
+        lan.run_until(3.5);
+        lan.partitioned = false;
+        lan.run_until(6.0);
+        assert_eq!(
+            lan.log[4..],
+            ["4.000 n1 MASTER->BACKUP (a better master advertises)"]
+        );
+        assert_eq!(
+            lan.nodes[1].group.params().local_addr,
+            Ipv4Addr::new(10, 0, 2, 3)
+        );
+        assert_eq!(lan.states(), [State::Backup, State::Master]);
+    }
+
+    #[test]
+    fn master_goes_silent_and_the_backup_takes_over_after_exactly_master_down() {
+        let mut lan = Lan::new(vec![node(1, 1, 0, false), node(2, 1, 100, false)]);
+        lan.start_all();
+        lan.run_until(5.5);
+        lan.kill(0);
+        lan.run_until(20.0);
+        let last_advert = *lan.adverts_of(0).last().unwrap();
+        assert_eq!(lan.at(last_advert), 5.0);
+        let md = lan.nodes[1].group.params().master_down();
+        assert_eq!(md, Duration::from_micros(3_390_625));
+        let (_, took_over, _) = *lan
+            .actions
+            .iter()
+            .find(|(n, _, a)| *n == 1 && *a == Action::BecomeMaster)
+            .unwrap();
+        assert_eq!(took_over, last_advert + md);
+        assert_eq!(
+            lan.log[2..],
+            [
+                "3.000 n1 BACKUP->MASTER (no advertisement within master-down)",
+                "8.391 n2 BACKUP->MASTER (no advertisement within master-down)",
+            ]
+        );
+        // What the new master does, in order.
+        let n2 = lan.actions_of(1);
+        let from = n2
+            .iter()
+            .position(|a| {
+                matches!(
+                    a,
+                    Action::Transition {
+                        to: State::Master,
+                        ..
+                    }
+                )
+            })
+            .unwrap();
+        assert_eq!(
+            n2[from + 1..from + 6],
+            [
+                Action::BecomeMaster,
+                Action::RunHook(Hook::Up),
+                Action::SendAdvert {
+                    advbase: 1,
+                    advskew: 100,
+                    demote: 0
+                },
+                Action::Arm {
+                    timer: Timer::Advert,
+                    after: Duration::from_micros(1_390_625)
+                },
+                Action::Cancel(Timer::MasterDown),
+            ]
+        );
+    }
+
+    #[test]
+    fn without_preemption_a_better_node_that_joins_stays_backup() {
+        let mut lan = Lan::new(vec![node(1, 1, 100, false)]);
+        lan.start_all();
+        lan.run_until(5.0);
+        lan.add(node(2, 1, 0, false));
+        lan.feed(1, Event::Start);
+        lan.run_until(60.0);
+        assert_eq!(
+            lan.log,
+            [
+                "0.000 n1 INIT->BACKUP (started)",
+                "3.391 n1 BACKUP->MASTER (no advertisement within master-down)",
+                "5.000 n2 INIT->BACKUP (started)",
+            ]
+        );
+    }
+
+    #[test]
+    fn with_preemption_a_better_node_takes_over_at_the_masters_next_advert() {
+        let mut lan = Lan::new(vec![node(1, 1, 100, false)]);
+        lan.start_all();
+        lan.run_until(5.0);
+        lan.add(node(2, 1, 0, true));
+        lan.feed(1, Event::Start);
+        lan.run_until(60.0);
+        // n1 advertises at 3.391, 4.781, 6.172: n2 hears the third and preempts; n1 then
+        // hears n2's advert, sends one more of its own (ucarp) and steps down.
+        assert_eq!(
+            lan.log[2..],
+            [
+                "5.000 n2 INIT->BACKUP (started)",
+                "6.172 n2 BACKUP->MASTER (preempting a worse master)",
+                "6.172 n1 MASTER->BACKUP (a better master advertises)",
+            ]
+        );
+        let n2_advert = Event::Advert {
+            src: addr(2),
+            advbase: 1,
+            advskew: 0,
+            demote: 0,
+        };
+        let step_down = lan
+            .steps
+            .iter()
+            .find(|(n, _, e, _)| *n == 0 && *e == n2_advert)
+            .unwrap();
+        assert_eq!(
+            step_down.3,
+            [
+                Action::SendAdvert {
+                    advbase: 1,
+                    advskew: 100,
+                    demote: 0
+                },
+                Action::Transition {
+                    from: State::Master,
+                    to: State::Backup,
+                    reason: Reason::BetterPeer
+                },
+                Action::BecomeBackup,
+                Action::RunHook(Hook::Down),
+                Action::Cancel(Timer::Advert),
+                Action::Arm {
+                    timer: Timer::MasterDown,
+                    after: Duration::from_secs(3) + Duration::from_micros(390_625)
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn preemption_compares_intervals_not_addresses() {
+        // Same interval, we have the lower address: ucarp does not preempt on the address.
+        let mut lan = Lan::new(vec![node(2, 1, 0, false)]);
+        lan.start_all();
+        lan.run_until(5.0);
+        lan.add(node(1, 1, 0, true));
+        lan.feed(1, Event::Start);
+        lan.run_until(30.0);
+        assert_eq!(lan.states(), [State::Master, State::Backup]);
+    }
+
+    #[test]
+    fn a_bow_out_gives_an_immediate_takeover() {
+        let mut lan = Lan::new(vec![node(1, 1, 0, false), node(2, 1, 100, false)]);
+        lan.start_all();
+        lan.run_until(4.5);
+        lan.feed(0, Event::Shutdown);
+        assert_eq!(
+            lan.log[2..],
+            [
+                "3.000 n1 BACKUP->MASTER (no advertisement within master-down)",
+                "4.500 n2 BACKUP->MASTER (the master bowed out)",
+                "4.500 n1 MASTER->INIT (shutting down)",
+            ]
+        );
+        // The bow-out is n1's first action: it reaches n2 before n1 lets the VIPs go.
+        assert_eq!(
+            lan.returned(0, Event::Shutdown),
+            [
+                Action::SendAdvert {
+                    advbase: 255,
+                    advskew: 255,
+                    demote: 0
+                },
+                Action::Transition {
+                    from: State::Master,
+                    to: State::Init,
+                    reason: Reason::Shutdown
+                },
+                Action::BecomeBackup,
+                Action::RunHook(Hook::Down),
+                Action::Cancel(Timer::Advert),
+                Action::Cancel(Timer::MasterDown),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_node_restarted_without_preemption_stays_backup() {
+        let mut lan = Lan::new(vec![node(1, 1, 0, false), node(2, 1, 100, false)]);
+        lan.start_all();
+        lan.run_until(4.0);
+        lan.kill(0);
+        lan.run_until(10.0);
+        lan.restart(0, node(1, 1, 0, false));
+        lan.run_until(60.0);
+        assert_eq!(
+            lan.log[2..],
+            [
+                "3.000 n1 BACKUP->MASTER (no advertisement within master-down)",
+                "7.391 n2 BACKUP->MASTER (no advertisement within master-down)",
+                "10.000 n1 INIT->BACKUP (started)",
+            ]
+        );
+        // The better node hears the worse master and, without -P, re-arms its master-down
+        // every time (ucarp's carp_setrun) instead of taking over.
+        let rearmed = lan
+            .actions_of(0)
+            .iter()
+            .filter(|a| {
+                matches!(
+                    a,
+                    Action::Arm {
+                        timer: Timer::MasterDown,
+                        ..
+                    }
+                )
+            })
+            .count();
+        assert!(rearmed > 30, "{rearmed}");
+        assert_eq!(lan.states(), [State::Backup, State::Master]);
+    }
+
+    #[test]
+    fn our_own_advertisements_are_ignored() {
+        let mut looped = Lan::new(vec![node(1, 1, 0, false), node(2, 1, 100, false)]);
+        looped.loopback = true;
+        looped.start_all();
+        looped.run_until(20.0);
+        let mut plain = Lan::new(vec![node(1, 1, 0, false), node(2, 1, 100, false)]);
+        plain.start_all();
+        plain.run_until(20.0);
+        assert_eq!(looped.log, plain.log);
+        assert_eq!(looped.timeline(), plain.timeline());
+        // n1 heard each of its own adverts and returned nothing for them.
+        let own: Vec<_> = looped
+            .steps
+            .iter()
+            .filter(|(n, _, e, _)| {
+                *n == 0 && matches!(e, Event::Advert { src, .. } if *src == addr(1))
+            })
+            .collect();
+        assert_eq!(own.len(), looped.adverts_of(0).len());
+        assert!(own.iter().all(|(_, _, _, a)| a.is_empty()));
+        // Even an "advert" from our address that would beat us changes nothing.
+        let t = Instant::now();
+        let mut g = Group::new(node(1, 1, 100, true));
+        g.step(Event::Start, t);
+        let own = Event::Advert {
+            src: addr(1),
+            advbase: 0,
+            advskew: 1,
+            demote: 0,
+        };
+        assert_eq!(g.step(own, t), []);
+        g.step(Event::MasterDownTimer, t + secs(3.4));
+        assert_eq!(g.step(own, t + secs(4.0)), []);
+        assert_eq!(g.state(), State::Master);
+    }
+
+    #[test]
+    fn the_demote_count_outranks_advskew() {
+        // n1 has the better skew but demote count 1 (OpenBSD carpdemote): n2, with demote
+        // 0, takes over as soon as it hears n1, without preemption, and n1 then steps down.
+        let mut lan = Lan::new(vec![node(1, 1, 0, false), node(2, 1, 100, false)]);
+        lan.nodes[0].group.set_demote_count(1);
+        assert_eq!(lan.nodes[0].group.advert_fields(), (1, 0, 1));
+        lan.start_all();
+        lan.run_until(10.0);
+        assert_eq!(
+            lan.log[2..],
+            [
+                "3.000 n1 BACKUP->MASTER (no advertisement within master-down)",
+                "3.000 n2 BACKUP->MASTER (the master advertises a higher demote count)",
+                "3.000 n1 MASTER->BACKUP (a better master advertises)",
+            ]
+        );
+        assert_eq!(lan.states(), [State::Backup, State::Master]);
+        // A MASTER ignores a better interval that comes with a higher demote count.
+        let t = Instant::now();
+        let mut g = Group::new(node(1, 1, 200, false));
+        g.step(Event::Start, t);
+        g.step(Event::MasterDownTimer, t + secs(4.0));
+        let faster_but_demoted = Event::Advert {
+            src: addr(9),
+            advbase: 0,
+            advskew: 1,
+            demote: 1,
+        };
+        assert_eq!(g.step(faster_but_demoted, t + secs(5.0)), []);
+        assert_eq!(g.state(), State::Master);
+    }
+
+    #[test]
+    fn link_down_while_master() {
+        let mut lan = Lan::new(vec![node(1, 1, 0, false), node(2, 1, 100, false)]);
+        lan.start_all();
+        lan.run_until(5.5);
+        // n1 loses its carrier: it neither sends nor hears adverts any more.
+        lan.feed(0, Event::LinkDown);
+        lan.nodes[0].alive = false;
+        assert_eq!(
+            lan.returned(0, Event::LinkDown),
+            [
+                Action::Transition {
+                    from: State::Master,
+                    to: State::Init,
+                    reason: Reason::LinkDown
+                },
+                Action::BecomeBackup,
+                Action::RunHook(Hook::Down),
+                Action::Cancel(Timer::Advert),
+                Action::Cancel(Timer::MasterDown),
+            ],
+            "no advertisement on a dead link"
+        );
+        lan.run_until(12.0);
+        lan.nodes[0].alive = true;
+        lan.feed(0, Event::LinkUp);
+        lan.run_until(30.0);
+        assert_eq!(
+            lan.log[2..],
+            [
+                "3.000 n1 BACKUP->MASTER (no advertisement within master-down)",
+                "5.500 n1 MASTER->INIT (link down)",
+                "8.391 n2 BACKUP->MASTER (no advertisement within master-down)",
+                "12.000 n1 INIT->BACKUP (link up)",
+            ]
+        );
+        // Back on the link n1 is BACKUP behind n2 (no -P), without running a hook again.
+        assert_eq!(lan.states(), [State::Backup, State::Master]);
+        let after_link_up = lan.actions_of(0);
+        let up = after_link_up
+            .iter()
+            .position(|a| {
+                matches!(
+                    a,
+                    Action::Transition {
+                        reason: Reason::LinkUp,
+                        ..
+                    }
+                )
+            })
+            .unwrap();
+        assert!(
+            !after_link_up[up..]
+                .iter()
+                .any(|a| matches!(a, Action::RunHook(_)))
+        );
+    }
+
+    #[test]
+    fn link_down_while_backup_and_before_start() {
+        let t = Instant::now();
+        let mut g = Group::new(node(1, 1, 0, false));
+        assert_eq!(g.step(Event::LinkDown, t), []);
+        // Started without a carrier: the start-time down hook runs (as ucarp), no timer.
+        assert_eq!(
+            g.step(Event::Start, t),
+            [Action::BecomeBackup, Action::RunHook(Hook::Down)]
+        );
+        assert_eq!(g.state(), State::Init);
+        assert_eq!(g.step(Event::MasterDownTimer, t + secs(3.0)), []);
+        let up = g.step(Event::LinkUp, t + secs(4.0));
+        assert_eq!(g.state(), State::Backup);
+        assert!(up.contains(&Action::Arm {
+            timer: Timer::MasterDown,
+            after: secs(3.0)
+        }));
+        let down = g.step(Event::LinkDown, t + secs(5.0));
+        assert_eq!(
+            down,
+            [
+                Action::Transition {
+                    from: State::Backup,
+                    to: State::Init,
+                    reason: Reason::LinkDown
+                },
+                Action::Cancel(Timer::Advert),
+                Action::Cancel(Timer::MasterDown),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_demoted_node_stays_backup_until_promoted() {
+        let mut lan = Lan::new(vec![node(1, 1, 0, true), node(2, 1, 100, false)]);
+        lan.start_all();
+        lan.run_until(4.5);
+        lan.feed(0, Event::Demote);
+        assert!(lan.nodes[0].group.is_demoted());
+        // n2 keeps advertising a worse interval; n1 has -P but is demoted.
+        lan.run_until(10.2);
+        // n2 dies; n1's master-down keeps expiring, and it stays BACKUP.
+        lan.kill(1);
+        lan.run_until(30.0);
+        assert_eq!(lan.nodes[0].group.state(), State::Backup);
+        lan.feed(0, Event::Promote);
+        assert!(!lan.nodes[0].group.is_demoted());
+        lan.run_until(40.0);
+        assert_eq!(
+            lan.log[2..],
+            [
+                "3.000 n1 BACKUP->MASTER (no advertisement within master-down)",
+                "4.500 n2 BACKUP->MASTER (the master bowed out)",
+                "4.500 n1 MASTER->BACKUP (demoted)",
+                "33.000 n1 BACKUP->MASTER (no advertisement within master-down)",
+            ]
+        );
+        // The demotion: bow-out first, then the state change, then letting go.
+        assert_eq!(
+            lan.returned(0, Event::Demote),
+            [
+                Action::SendAdvert {
+                    advbase: 255,
+                    advskew: 255,
+                    demote: 0
+                },
+                Action::Transition {
+                    from: State::Master,
+                    to: State::Backup,
+                    reason: Reason::Demoted
+                },
+                Action::BecomeBackup,
+                Action::RunHook(Hook::Down),
+                Action::Cancel(Timer::Advert),
+                Action::Arm {
+                    timer: Timer::MasterDown,
+                    after: secs(3.0)
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_demoted_backup_ignores_bow_outs_and_promotion_with_preempt_takes_over() {
+        let t = Instant::now();
+        let mut g = Group::new(node(1, 1, 0, true));
+        g.step(Event::Start, t);
+        assert_eq!(g.step(Event::Demote, t), []);
+        let from = |advbase, advskew| Event::Advert {
+            src: addr(2),
+            advbase,
+            advskew,
+            demote: 0,
+        };
+        let md = Action::Arm {
+            timer: Timer::MasterDown,
+            after: secs(3.0),
+        };
+        assert_eq!(g.step(from(255, 255), t + secs(1.0)), [md]);
+        assert_eq!(g.step(from(1, 100), t + secs(2.0)), [md]);
+        assert_eq!(g.step(Event::MasterDownTimer, t + secs(5.0)), [md]);
+        assert_eq!(g.state(), State::Backup);
+        assert_eq!(g.step(Event::Promote, t + secs(6.0)), [md]);
+        assert_eq!(
+            g.step(Event::Promote, t + secs(6.5)),
+            [],
+            "already promoted"
+        );
+        let a = g.step(from(1, 100), t + secs(7.0));
+        assert_eq!(
+            a[0],
+            Action::Transition {
+                from: State::Backup,
+                to: State::Master,
+                reason: Reason::PreemptWorsePeer
+            }
+        );
+    }
+
+    #[test]
+    fn sub_second_intervals_with_advbase_zero() {
+        // advskew 5: interval 5/256 s = 19.531 ms; master-down 3 × 0 + 5/256 s, the same.
+        let p = node(1, 0, 5, false);
+        assert_eq!(p.validate(), Ok(()));
+        assert_eq!(p.interval(), Duration::from_micros(19_531));
+        assert_eq!(p.master_down(), Duration::from_micros(19_531));
+        let mut lan = Lan::new(vec![node(1, 0, 3, false), node(2, 0, 6, false)]);
+        lan.start_all();
+        lan.run_until(0.5);
+        assert_eq!(lan.states(), [State::Master, State::Backup]);
+        // n1 advertises every 3/256 s = 11.718 ms.
+        let sent = lan.adverts_of(0);
+        assert!(
+            sent.windows(2)
+                .all(|w| w[1] - w[0] == Duration::from_micros(11_718))
+        );
+        assert_eq!(sent.len(), 42);
+        lan.kill(0);
+        lan.run_until(1.0);
+        let (_, took_over, _) = *lan
+            .actions
+            .iter()
+            .find(|(n, _, a)| *n == 1 && *a == Action::BecomeMaster)
+            .unwrap();
+        assert_eq!(
+            took_over - *sent.last().unwrap(),
+            Duration::from_micros(23_437)
+        );
+        assert_eq!(
+            lan.log,
+            [
+                "0.000 n1 INIT->BACKUP (started)",
+                "0.000 n2 INIT->BACKUP (started)",
+                "0.012 n1 BACKUP->MASTER (no advertisement within master-down)",
+                "0.516 n2 BACKUP->MASTER (no advertisement within master-down)",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_master_too_slow_to_beat_our_master_down_is_taken_over_at_once() {
+        // ucarp: "Putting MASTER DOWN (going to time out)" — even without -P.
+        let t = Instant::now();
+        let mut g = Group::new(node(1, 1, 0, false));
+        g.step(Event::Start, t);
+        let slow = Event::Advert {
+            src: addr(2),
+            advbase: 4,
+            advskew: 0,
+            demote: 0,
+        };
+        let a = g.step(slow, t + secs(1.0));
+        assert_eq!(
+            a[0],
+            Action::Transition {
+                from: State::Backup,
+                to: State::Master,
+                reason: Reason::PeerTooSlow
+            }
+        );
+        // advbase 3 = our master-down exactly: not slower, so we wait.
+        let mut g = Group::new(node(1, 1, 0, false));
+        g.step(Event::Start, t);
+        let just = Event::Advert {
+            src: addr(2),
+            advbase: 3,
+            advskew: 0,
+            demote: 0,
+        };
+        assert_eq!(
+            g.step(just, t + secs(1.0)),
+            [Action::Arm {
+                timer: Timer::MasterDown,
+                after: secs(3.0)
+            }]
+        );
+    }
+
+    #[test]
+    fn neutral_mode_skips_the_down_hook_at_start_only() {
+        let t = Instant::now();
+        let mut g = Group::new(node(1, 1, 0, false));
+        assert_eq!(
+            g.step(Event::Start, t),
+            [
+                Action::Transition {
+                    from: State::Init,
+                    to: State::Backup,
+                    reason: Reason::Started
+                },
+                Action::BecomeBackup,
+                Action::RunHook(Hook::Down),
+                Action::Arm {
+                    timer: Timer::MasterDown,
+                    after: secs(3.0)
+                },
+            ]
+        );
+        let mut p = node(1, 1, 0, false);
+        p.neutral = true;
+        let mut g = Group::new(p);
+        assert_eq!(
+            g.step(Event::Start, t),
+            [
+                Action::Transition {
+                    from: State::Init,
+                    to: State::Backup,
+                    reason: Reason::Started
+                },
+                Action::Arm {
+                    timer: Timer::MasterDown,
+                    after: secs(3.0)
+                },
+            ]
+        );
+        // Leaving MASTER later runs the down hook in neutral mode too.
+        g.step(Event::MasterDownTimer, t + secs(3.0));
+        let better = Event::Advert {
+            src: addr(2),
+            advbase: 0,
+            advskew: 128,
+            demote: 0,
+        };
+        assert!(
+            g.step(better, t + secs(4.0))
+                .contains(&Action::RunHook(Hook::Down))
+        );
+    }
+
+    #[test]
+    fn timers_in_the_wrong_state_are_ignored() {
+        let t = Instant::now();
+        let mut g = Group::new(node(1, 1, 0, false));
+        assert_eq!(g.step(Event::MasterDownTimer, t), []);
+        assert_eq!(g.step(Event::AdvertTimer, t), []);
+        g.step(Event::Start, t);
+        assert_eq!(g.step(Event::AdvertTimer, t + secs(1.0)), []);
+        g.step(Event::MasterDownTimer, t + secs(3.0));
+        assert_eq!(g.step(Event::MasterDownTimer, t + secs(3.5)), []);
+        assert_eq!(
+            g.step(Event::AdvertTimer, t + secs(4.0)),
+            [
+                Action::SendAdvert {
+                    advbase: 1,
+                    advskew: 0,
+                    demote: 0
+                },
+                Action::Arm {
+                    timer: Timer::Advert,
+                    after: secs(1.0)
+                },
+            ]
+        );
+        assert_eq!(g.step(Event::Start, t + secs(4.5)), [], "already started");
+    }
+
+    #[test]
+    fn shutdown_as_backup_only_stops_the_timers() {
+        let t = Instant::now();
+        let mut g = Group::new(node(1, 1, 0, false));
+        g.step(Event::Start, t);
+        assert_eq!(
+            g.step(Event::Shutdown, t + secs(1.0)),
+            [
+                Action::Transition {
+                    from: State::Backup,
+                    to: State::Init,
+                    reason: Reason::Shutdown
+                },
+                Action::Cancel(Timer::Advert),
+                Action::Cancel(Timer::MasterDown),
+            ]
+        );
+        assert_eq!(g.step(Event::LinkUp, t + secs(2.0)), [], "stopped");
+        assert_eq!(g.step(Event::Shutdown, t + secs(2.0)), []);
+    }
+
+    #[test]
+    fn params_are_validated_as_ucarp_does() {
+        let ok = node(1, 1, 0, false);
+        assert_eq!(ok.validate(), Ok(()));
+        let with = |f: fn(&mut Params)| {
+            let mut p = ok.clone();
+            f(&mut p);
+            p.validate()
+        };
+        assert_eq!(with(|p| p.vhid = 0), Err(ParamError::ZeroVhid));
+        assert_eq!(with(|p| p.vhid = 255), Ok(()));
+        assert_eq!(with(|p| p.advbase = 0), Err(ParamError::ZeroInterval));
+        assert_eq!(
+            with(|p| {
+                p.advbase = 0;
+                p.advskew = 1
+            }),
+            Ok(())
+        );
+        assert_eq!(with(|p| p.advbase = 255), Err(ParamError::AdvbaseReserved));
+        assert_eq!(with(|p| p.advskew = 255), Err(ParamError::AdvskewReserved));
+        assert_eq!(with(|p| p.dead_ratio = 0), Err(ParamError::ZeroDeadRatio));
+        assert_eq!(
+            with(|p| p.local_addr = Ipv4Addr::UNSPECIFIED),
+            Err(ParamError::NoLocalAddr)
+        );
+        assert!(ParamError::ZeroInterval.to_string().contains("advskew"));
+        let mut p = node(1, 2, 128, false);
+        p.dead_ratio = 5;
+        assert_eq!(p.interval(), secs(2.5));
+        assert_eq!(p.master_down(), secs(10.5));
+    }
+
+    #[test]
+    fn names_and_reasons_read_well() {
+        assert_eq!(
+            [State::Init, State::Backup, State::Master].map(State::name),
+            ["INIT", "BACKUP", "MASTER"]
+        );
+        assert_eq!(
+            Reason::PreemptWorsePeer.to_string(),
+            "preempting a worse master"
+        );
+        assert_eq!(Reason::LinkDown.to_string(), "link down");
+    }
+
+    fn event() -> impl Strategy<Value = Event> {
+        prop_oneof![
+            Just(Event::Start),
+            Just(Event::MasterDownTimer),
+            Just(Event::AdvertTimer),
+            Just(Event::Demote),
+            Just(Event::Promote),
+            Just(Event::Shutdown),
+            Just(Event::LinkDown),
+            Just(Event::LinkUp),
+            (1u8..4, 0u8..3, any::<u8>(), 0u8..3).prop_map(|(src, advbase, advskew, demote)| {
                 Event::Advert {
-                    src,
+                    src: addr(src),
                     advbase,
                     advskew,
                     demote,
-                },
-            ) if src != p.local_addr => {
-                let peer = rank(demote, advbase, advskew, src);
-                self.on_peer_advert(state, peer, &mut out);
-            }
-            (State::Master, Event::Demote) => {
-                self.demoted = true;
-                out.push(self.bow_out());
-                self.leave_master(State::Backup, Reason::Demoted, &mut out);
-            }
-            (_, Event::Demote) => self.demoted = true,
-            (state, Event::Promote) => {
-                self.demoted = false;
-                if state == State::Backup {
-                    out.push(self.arm_master_down());
+                }
+            }),
+            Just(Event::Advert {
+                src: addr(2),
+                advbase: 255,
+                advskew: 255,
+                demote: 0
+            }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn transitions_are_emitted_once_per_change_and_match_the_state(
+            advbase in 0u8..3,
+            advskew in 1u8..255,
+            preempt: bool,
+            neutral: bool,
+            demote_count in 0u8..2,
+            events in proptest::collection::vec(event(), 1..60),
+        ) {
+            let mut p = node(1, advbase, advskew, preempt);
+            p.neutral = neutral;
+            let mut g = Group::new(p);
+            g.set_demote_count(demote_count);
+            let t = Instant::now();
+            for (k, ev) in events.into_iter().enumerate() {
+                let before = g.state();
+                let was_demoted = g.is_demoted();
+                let actions = g.step(ev, t + secs(k as f64));
+                let transitions: Vec<_> = actions
+                    .iter()
+                    .filter_map(|a| match a {
+                        Action::Transition { from, to, .. } => Some((*from, *to)),
+                        _ => None,
+                    })
+                    .collect();
+                if before == g.state() {
+                    prop_assert!(transitions.is_empty(), "{ev:?}: {actions:?}");
+                } else {
+                    prop_assert_eq!(transitions, vec![(before, g.state())]);
+                }
+                let became_master = actions.contains(&Action::BecomeMaster);
+                prop_assert_eq!(became_master, before != State::Master && g.state() == State::Master);
+                if was_demoted {
+                    prop_assert!(g.state() != State::Master, "a demoted group became MASTER");
+                }
+                if let Event::Advert { src, .. } = ev
+                    && src == addr(1)
+                {
+                    prop_assert!(actions.is_empty());
+                }
+                if g.state() == State::Master {
+                    prop_assert!(!g.is_demoted());
                 }
             }
-            (State::Master, Event::Shutdown) => {
-                out.push(self.bow_out());
-                self.leave_master(State::Init, Reason::Shutdown, &mut out);
-            }
-
-            (State::Master, Event::LinkDown) => {
-                self.leave_master(State::Init, Reason::LinkDown, &mut out);
-            }
-            (State::Backup, ev @ (Event::Shutdown | Event::LinkDown)) => {
-                let reason = if ev == Event::Shutdown {
-                    Reason::Shutdown
-                } else {
-                    Reason::LinkDown
-                };
-                self.set_state(State::Init, reason, &mut out);
-                out.push(Action::Cancel(Timer::MasterDown));
-            }
-            _ => {}
         }
-        out
     }
 }
