@@ -224,16 +224,7 @@ impl RawGroup {
                 ));
             }
         };
-        if password.len() > carp::MAX_PASSWORD {
-            return Err(invalid(
-                f("password"),
-                format!(
-                    "{} bytes; ucarp accepts at most {} (\"Password too long\")",
-                    password.len(),
-                    carp::MAX_PASSWORD
-                ),
-            ));
-        }
+        let key = Key::try_new(&password).map_err(|e| invalid(f("password"), e.to_string()))?;
         let advbase = self.advbase.unwrap_or(1);
         let advbase = u8::try_from(advbase)
             .ok()
@@ -300,7 +291,7 @@ impl RawGroup {
             vhid,
             vips,
             srcip,
-            key: Key::new(&password),
+            key,
             advbase,
             advskew,
             preempt: self.preempt,
@@ -423,6 +414,10 @@ mod tests {
             (
                 "[[group]]\ninterface='eth0'\nvhid=1\nvips=['10.0.0.1/33']\npassword='x'",
                 "group[0].vips: prefix length of \"10.0.0.1/33\" must be 1..=32",
+            ),
+            (
+                "[[group]]\ninterface='eth0'\nvhid=1\nvips=['10.0.0.1']\npassword='twenty-bytes-exactly'",
+                "group[0].password: password of 20 bytes: ucarp accepts at most 19",
             ),
             (
                 "[[group]]\ninterface='eth0'\nvhid=1\nvips=['10.0.0.1']",

@@ -266,6 +266,8 @@ fn test(filter: &[String]) -> Result<()> {
     ]))?;
     step("unit tests");
     run(cargo("stable").args(["test", "--workspace", "--exclude", "vipd-tests"]))?;
+    step("building the vipd binary the integration tests run");
+    run(cargo("stable").args(["build", "-p", "vipd", "--bin", "vipd"]))?;
     step("integration tests in network namespaces (serial, real kernel XDP)");
     run(cargo("stable")
         .args(["test", "-p", "vipd-tests", "--"])
