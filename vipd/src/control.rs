@@ -72,6 +72,9 @@ pub struct Status {
     pub groups: Vec<GroupStatus>,
     /// XDP/TC per-reason counters, summed over CPUs.
     pub xdp: Vec<(String, u64)>,
+    /// Advertisements the ring buffer delivered for no configured group (left-over map
+    /// entries of an earlier configuration).
+    pub unknown_group: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -210,6 +213,13 @@ pub fn render(status: &Status) -> String {
     }
     if status.groups.iter().any(|g| g.demoted) {
         let _ = writeln!(s, "(* demoted: stays BACKUP until `vipd promote`)");
+    }
+    if status.unknown_group > 0 {
+        let _ = writeln!(
+            s,
+            "advertisements for no configured group: {}",
+            status.unknown_group
+        );
     }
     let _ = writeln!(s, "\nXDP/TC verdicts:");
     for (name, n) in &status.xdp {

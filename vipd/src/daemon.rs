@@ -384,20 +384,13 @@ impl Daemon {
     /// Feeds one event to group `i`'s election and carries out the actions.
     async fn step(&mut self, i: usize, event: Event, now: Instant) {
         let actions = self.groups[i].election.step(event, now);
-        let graceful = matches!(event, Event::Demote | Event::Shutdown);
         for a in actions {
-            self.apply(i, a, now, graceful, event).await;
+            self.apply(i, a, now, event).await;
         }
     }
 
-    async fn apply(
-        &mut self,
-        i: usize,
-        action: Action,
-        now: Instant,
-        graceful: bool,
-        event: Event,
-    ) {
+    /// Carries out one action of group `i`'s election, taken on `event`.
+    async fn apply(&mut self, i: usize, action: Action, now: Instant, event: Event) {
         match action {
             Action::SendAdvert {
                 advbase,
@@ -430,7 +423,11 @@ impl Daemon {
                 info!(group = %g.label(), from = from.name(), to = to.name(), %reason, "transition");
             }
             Action::BecomeMaster => self.become_master(i, now).await,
-            Action::BecomeBackup => self.become_backup(i, now, graceful).await,
+            Action::BecomeBackup => {
+                // Handing over on purpose: keep answering until the peer has taken over.
+                let graceful = matches!(event, Event::Demote | Event::Shutdown);
+                self.become_backup(i, now, graceful).await
+            }
             Action::RunHook(hook) => {
                 let g = &self.groups[i];
                 let shutting_down = matches!(event, Event::Shutdown);
@@ -746,6 +743,7 @@ impl Daemon {
                 .counters()
                 .map(|c| c.iter().map(|(n, v)| (n.to_owned(), v)).collect())
                 .unwrap_or_default(),
+            unknown_group: self.unknown_group,
         }
     }
 
