@@ -630,6 +630,9 @@ pub struct GroupStatus {
     pub demoted: bool,
     pub transitions: u64,
     pub adverts_received: u64,
+    /// Longest an advertisement was sent after its due time, in microseconds.
+    #[serde(default)]
+    pub worst_advert_delay_us: u64,
     /// Advertisements rejected in user space: (reason, count).
     pub rejected: Vec<(String, u64)>,
 }

@@ -284,6 +284,12 @@ fn bad_flags_and_config_exit_2_with_one_line() {
     let (code, err) = run("-i eth0 -v 1 -a 10.0.0.100");
     assert_eq!(code, Some(2));
     assert!(err.contains("--pass (-p)"), "{err}");
+    let (code, err) = run("--rt-priority 100 -i eth0 -v 1 -p x -a 10.0.0.100");
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("--rt-priority") && err.lines().count() == 1,
+        "{err}"
+    );
     let (code, err) = run("--frobnicate");
     assert_eq!(code, Some(2));
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -296,4 +302,44 @@ fn bad_flags_and_config_exit_2_with_one_line() {
     let (code, err) = run(&format!("check-config {}", bad.display()));
     assert_eq!(code, Some(2));
     assert_eq!(err.trim(), "vipd: group[0].advskew: 999 is not in 0..=254");
+}
+
+#[test]
+fn daemon_runs_sched_fifo_and_its_scripts_do_not() {
+    let mut lab = Lab::new("sched", 1).unwrap();
+    let up = lab.dir().join("up.sh");
+    let seen = lab.dir().join("up-sched");
+    std::fs::write(&up, format!("#!/bin/sh\nchrt -p $$ > {}\n", seen.display())).unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&up)
+        .status()
+        .unwrap();
+    let pid = lab
+        .start_node(0, 0, &["-u", &up.to_string_lossy()])
+        .unwrap();
+    assert!(
+        lab.wait_state(0, 1, "MASTER", 8 * SEC),
+        "{}",
+        lab.log_text(0)
+    );
+    let out = std::process::Command::new("chrt")
+        .args(["-p", &pid.to_string()])
+        .output()
+        .unwrap();
+    let daemon = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        daemon.contains("SCHED_FIFO") && daemon.contains("priority: 10"),
+        "vipd's own scheduling: {daemon}"
+    );
+    assert!(
+        Lab::wait_for(5 * SEC, || std::fs::read_to_string(&seen)
+            .is_ok_and(|s| s.contains("priority"))),
+        "the up script did not run"
+    );
+    let script = std::fs::read_to_string(&seen).unwrap();
+    assert!(
+        script.contains("SCHED_OTHER"),
+        "the up script must run as an ordinary process: {script}"
+    );
 }

@@ -61,6 +61,9 @@ pub struct GroupStatus {
     pub last_advert_ms: Option<u64>,
     pub transitions: u64,
     pub adverts_sent: u64,
+    /// Longest an advertisement was sent after its due time, in microseconds.
+    #[serde(default)]
+    pub worst_advert_delay_us: u64,
     pub adverts_received: u64,
     /// Advertisements dropped in user space, by reason.
     pub rejected: Vec<(String, u64)>,
@@ -199,10 +202,11 @@ pub fn render(status: &Status) -> String {
             .collect();
         let _ = writeln!(
             s,
-            "{:<10} {:>4}  sent={} received={} rejected: {}",
+            "{:<10} {:>4}  sent={} (worst delay {:.1}ms) received={} rejected: {}",
             "",
             "",
             g.adverts_sent,
+            g.worst_advert_delay_us as f64 / 1e3,
             g.adverts_received,
             if rejected.is_empty() {
                 "none".to_owned()

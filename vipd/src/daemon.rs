@@ -30,6 +30,9 @@ pub struct Options {
     pub control_socket: PathBuf,
     pub bpffs_dir: PathBuf,
     pub xdp_mode: XdpPreference,
+    /// SCHED_FIFO priority of the daemon (1-99), so that a busy node still sends its
+    /// advertisements on time; `None` leaves the scheduling policy alone.
+    pub rt_priority: Option<u8>,
 }
 
 /// How often link state is polled.
@@ -52,6 +55,9 @@ struct GroupRt {
     master: Option<Ipv4Addr>,
     last_advert: Option<Instant>,
     sent: u64,
+    /// Longest an advertisement waited past its due time for the daemon to run: how close
+    /// a busy node came to a false failover (the peer's margin is master-down − interval).
+    worst_advert_delay: Duration,
     received: u64,
     rejected: BTreeMap<&'static str, u64>,
     warned: HashSet<(Ipv4Addr, &'static str)>,
@@ -132,6 +138,16 @@ fn carp_error_name(e: &CarpError) -> &'static str {
 
 /// Runs the daemon until SIGTERM/SIGINT.
 pub async fn run(config: Config, opts: Options) -> Result<()> {
+    if let Some(prio) = opts.rt_priority {
+        match set_realtime(prio) {
+            Ok(()) => info!(priority = prio, "scheduling SCHED_FIFO"),
+            Err(e) => warn!(
+                priority = prio,
+                error = %e,
+                "cannot switch to SCHED_FIFO; advertisements may be late on a busy node"
+            ),
+        }
+    }
     let nl = Netlink::new()?;
     let mut dp = Dataplane::load(&opts.bpffs_dir).context("loading the XDP program")?;
 
@@ -234,6 +250,7 @@ pub async fn run(config: Config, opts: Options) -> Result<()> {
             master: None,
             last_advert: None,
             sent: 0,
+            worst_advert_delay: Duration::ZERO,
             received: 0,
             rejected: BTreeMap::new(),
             warned: HashSet::new(),
@@ -294,7 +311,13 @@ pub async fn run(config: Config, opts: Options) -> Result<()> {
                     d.on_advert(&ev).await;
                 }
             }
-            _ = sleep_until(deadline) => d.on_timers(Instant::now()).await,
+            _ = sleep_until(deadline) => {
+                // An advertisement the kernel queued before the deadline counts first.
+                for ev in drain(ring.get_mut()) {
+                    d.on_advert(&ev).await;
+                }
+                d.on_timers(Instant::now()).await
+            }
             _ = link_poll.tick() => d.poll_links().await,
             conn = listener.accept() => {
                 if let Ok((mut stream, _)) = conn {
@@ -332,6 +355,23 @@ pub async fn run(config: Config, opts: Options) -> Result<()> {
     dp.detach_all()?;
     info!("vipd stopped");
     Ok(())
+}
+
+/// Switches the process to SCHED_FIFO at `prio`; children (scripts) start as ordinary
+/// processes again (SCHED_RESET_ON_FORK).
+fn set_realtime(prio: u8) -> std::io::Result<()> {
+    let param = libc::sched_param {
+        sched_priority: i32::from(prio),
+    };
+    // SAFETY: sched_setscheduler on our own process with a valid parameter.
+    let rc = unsafe {
+        libc::sched_setscheduler(0, libc::SCHED_FIFO | libc::SCHED_RESET_ON_FORK, &param)
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 fn rand_u32() -> u32 {
@@ -632,10 +672,13 @@ impl Daemon {
             let due = |t: Option<Instant>| t.is_some_and(|t| t <= now);
             if due(self.groups[i].master_down_at) {
                 self.groups[i].master_down_at = None;
+                self.log_master_down(i, now);
                 self.step(i, Event::MasterDownTimer, now).await;
             }
-            if due(self.groups[i].advert_at) {
-                self.groups[i].advert_at = None;
+            if let Some(at) = self.groups[i].advert_at.filter(|t| *t <= now) {
+                let g = &mut self.groups[i];
+                g.advert_at = None;
+                g.worst_advert_delay = g.worst_advert_delay.max(now - at);
                 self.step(i, Event::AdvertTimer, now).await;
             }
             if due(self.groups[i].garp_at) {
@@ -646,6 +689,24 @@ impl Daemon {
                     .await;
             }
         }
+    }
+
+    /// What was last heard of the master when master-down fires: the daemon's last
+    /// accepted advertisement, and the XDP program's last sighting of the group.
+    fn log_master_down(&self, i: usize, now: Instant) {
+        let g = &self.groups[i];
+        let ms = |t: Instant| now.saturating_duration_since(t).as_secs_f64() * 1e3;
+        let kernel = self
+            .dp
+            .group_seen(g.ifindex, g.cfg.vhid)
+            .filter(|s| s.count > 0);
+        info!(
+            group = %g.label(),
+            last_accepted_ms = g.last_advert.map(ms),
+            kernel_last_seen_ms = kernel.map(|s| ms(instant_of(s.last_seen_ns))),
+            kernel_last_src = ?kernel.map(|s| Ipv4Addr::from(s.last_src.to_ne_bytes())),
+            "master-down expired"
+        );
     }
 
     async fn poll_links(&mut self) {
@@ -730,6 +791,7 @@ impl Daemon {
                         .map(|t| now.saturating_duration_since(t).as_millis() as u64),
                     transitions: g.transitions,
                     adverts_sent: g.sent,
+                    worst_advert_delay_us: g.worst_advert_delay.as_micros() as u64,
                     adverts_received: g.received,
                     rejected: g
                         .rejected

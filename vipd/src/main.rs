@@ -31,6 +31,11 @@ struct Cli {
     /// XDP attach mode: native (driver; generic only if refused) or generic (skb).
     #[arg(long, global = true, value_enum, default_value_t = XdpMode::Native)]
     xdp_mode: XdpMode,
+    /// SCHED_FIFO priority of the daemon, so advertisements leave on time on a busy node
+    /// (1-99; 0 keeps the ordinary scheduler).
+    #[arg(long, global = true, value_name = "N", default_value_t = 10,
+          value_parser = clap::value_parser!(u8).range(0..=99))]
+    rt_priority: u8,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -212,6 +217,7 @@ fn main() -> ExitCode {
             XdpMode::Native => XdpPreference::Native,
             XdpMode::Generic => XdpPreference::Generic,
         },
+        rt_priority: (cli.rt_priority > 0).then_some(cli.rt_priority),
     };
     if cli.cmd.is_some() && cli.ucarp != UcarpArgs::default() {
         return usage("ucarp-style flags (-i, -v, ...) cannot be combined with a subcommand");
