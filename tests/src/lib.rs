@@ -154,6 +154,8 @@ impl Lab {
     pub fn new(tag: &str, n: usize) -> Result<Lab> {
         require_root();
         ensure_lab_bpffs()?;
+        static SWEEP: std::sync::Once = std::sync::Once::new();
+        SWEEP.call_once(sweep_stale_labs);
         let seq = LAB_SEQ.fetch_add(1, Ordering::SeqCst);
         let tag: String = tag
             .chars()
@@ -399,25 +401,68 @@ impl Drop for Lab {
         let mut names: Vec<&str> = self.nodes.iter().map(|h| h.ns.as_str()).collect();
         names.push(&self.client.ns);
         names.push(&self.switch);
-        for ns in names {
-            // Kill anything still running in the namespace (daemons started by scripts).
-            let _ = Command::new("ip")
-                .args(["netns", "pids", ns])
-                .output()
-                .map(|o| {
-                    for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
-                        if let Ok(pid) = pid.parse::<i32>() {
-                            // SAFETY: killing a process of the lab's own namespace.
-                            unsafe { libc::kill(pid, libc::SIGKILL) };
-                        }
+        remove_lab(&self.prefix, &names, &self.dir);
+    }
+}
+
+/// Kills what runs in a lab's namespaces, deletes them, its bpffs pins and (unless
+/// `VIPD_KEEP_LOGS` is set) its scratch directory.
+fn remove_lab(prefix: &str, namespaces: &[&str], dir: &Path) {
+    for ns in namespaces {
+        // Kill anything still running in the namespace (daemons started by scripts).
+        let _ = Command::new("ip")
+            .args(["netns", "pids", ns])
+            .output()
+            .map(|o| {
+                for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
+                    if let Ok(pid) = pid.parse::<i32>() {
+                        // SAFETY: killing a process of the lab's own namespace.
+                        unsafe { libc::kill(pid, libc::SIGKILL) };
                     }
-                });
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+                }
+            });
+        let _ = Command::new("ip").args(["netns", "del", ns]).status();
+    }
+    let _ = std::fs::remove_dir_all(Path::new(LAB_BPFFS).join(prefix));
+    if std::env::var_os("VIPD_KEEP_LOGS").is_none() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// Removes labs whose process is gone (killed by a signal, so no Drop ran): a lab's prefix
+/// `vipd-<tag>-<pid>-<seq>` names the process that built it.
+pub fn sweep_stale_labs() {
+    let dead = |prefix: &str| {
+        let pid = prefix.split('-').nth(2).and_then(|p| p.parse::<i32>().ok());
+        // SAFETY: signal 0 only checks that the process exists.
+        pid.is_some_and(|pid| unsafe { libc::kill(pid, 0) } != 0)
+    };
+    let prefix_of = |name: &str| -> Option<String> {
+        let parts: Vec<&str> = name.splitn(5, '-').collect();
+        (parts.len() >= 4 && parts[0] == "vipd").then(|| parts[..4].join("-"))
+    };
+    let listed = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let mut stale: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for name in listed.lines().filter_map(|l| l.split_whitespace().next()) {
+        if let Some(prefix) = prefix_of(name).filter(|p| dead(p)) {
+            stale.entry(prefix).or_default().push(name.to_owned());
         }
-        let _ = std::fs::remove_dir_all(Path::new(LAB_BPFFS).join(&self.prefix));
-        if std::env::var_os("VIPD_KEEP_LOGS").is_none() {
-            let _ = std::fs::remove_dir_all(&self.dir);
+    }
+    if let Ok(pins) = std::fs::read_dir(LAB_BPFFS) {
+        for e in pins.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(prefix) = prefix_of(&name).filter(|p| dead(p)) {
+                stale.entry(prefix).or_default();
+            }
         }
+    }
+    for (prefix, namespaces) in stale {
+        let names: Vec<&str> = namespaces.iter().map(String::as_str).collect();
+        remove_lab(&prefix, &names, &std::env::temp_dir().join(&prefix));
     }
 }
 
@@ -510,6 +555,42 @@ impl ProbeReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labs_left_by_a_killed_process_are_swept() {
+        require_root();
+        // A process that built a lab and died without running Drop.
+        let mut child = Command::new("sleep").arg("0").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        let ns = format!("vipd-sweep-{pid}-0-n1");
+        let live = format!("vipd-sweep-{}-0-n1", std::process::id());
+        for n in [&ns, &live] {
+            assert!(
+                Command::new("ip")
+                    .args(["netns", "add", n])
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+        }
+        sweep_stale_labs();
+        let list = String::from_utf8(
+            Command::new("ip")
+                .args(["netns", "list"])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap();
+        let _ = Command::new("ip").args(["netns", "del", &live]).status();
+        let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+        assert!(
+            !list.contains(&ns),
+            "the dead process's lab is gone: {list}"
+        );
+        assert!(list.contains(&live), "a live process's lab stays: {list}");
+    }
 
     #[test]
     fn parses_ping_output() {

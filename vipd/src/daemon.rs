@@ -307,17 +307,9 @@ pub async fn run(config: Config, opts: Options) -> Result<()> {
                 let mut guard = guard?;
                 let events = drain(guard.get_inner_mut());
                 guard.clear_ready();
-                for ev in events {
-                    d.on_advert(&ev).await;
-                }
+                d.on_adverts(events).await;
             }
-            _ = sleep_until(deadline) => {
-                // An advertisement the kernel queued before the deadline counts first.
-                for ev in drain(ring.get_mut()) {
-                    d.on_advert(&ev).await;
-                }
-                d.on_timers(Instant::now()).await
-            }
+            _ = sleep_until(deadline) => d.on_deadline(ring.get_mut()).await,
             _ = link_poll.tick() => d.poll_links().await,
             conn = listener.accept() => {
                 if let Ok((mut stream, _)) = conn {
@@ -621,6 +613,19 @@ impl Daemon {
         }
     }
 
+    async fn on_adverts(&mut self, events: Vec<AdvertEvent>) {
+        for ev in &events {
+            self.on_advert(ev).await;
+        }
+    }
+
+    /// A timer is due. Advertisements the kernel queued before it count first, so a late
+    /// wake-up never turns into a master-down that the ring buffer already disproves.
+    async fn on_deadline(&mut self, ring: &mut RingBuf<MapData>) {
+        self.on_adverts(drain(ring)).await;
+        self.on_timers(Instant::now()).await;
+    }
+
     async fn on_advert(&mut self, ev: &AdvertEvent) {
         let vhid = ev.carp[1];
         let Some(&i) = self.by_key.get(&(ev.ifindex, vhid)) else {
@@ -825,12 +830,10 @@ impl Daemon {
                     let Ok(mut guard) = guard else { break };
                     let events = drain(guard.get_inner_mut());
                     guard.clear_ready();
-                    for ev in events {
-                        self.on_advert(&ev).await;
-                    }
+                    self.on_adverts(events).await;
                 }
                 _ = tokio::time::sleep_until(deadline.into()) => {
-                    self.on_timers(Instant::now()).await;
+                    self.on_deadline(ring.get_mut()).await;
                 }
             }
         }

@@ -636,6 +636,32 @@ fn flip_times(log: &str) -> Vec<f64> {
         .collect()
 }
 
+/// Seconds since midnight of a vipd log line's timestamp (`2026-11-23T03:52:59.073369Z ...`).
+fn log_secs(line: &str) -> Option<f64> {
+    let stamp = line.split_whitespace().next()?;
+    let tod = stamp.split_once('T')?.1.trim_end_matches('Z');
+    let mut hms = tod.split(':').map(|x| x.parse::<f64>().ok());
+    Some(hms.next()?? * 3600.0 + hms.next()?? * 60.0 + hms.next()??)
+}
+
+/// For each demote request in the logs, ms until the next "VIPs owned" line of either node
+/// (the demoted node keeps ownership until the peer has taken over, so it is the peer's).
+fn handoff_times(logs: &[String]) -> Vec<f64> {
+    let times = |what: &str, detail: &str| -> Vec<f64> {
+        logs.iter()
+            .flat_map(|l| l.lines())
+            .filter(|l| l.contains(what) && l.contains(detail))
+            .filter_map(log_secs)
+            .collect()
+    };
+    let mut owned = times("VIPs owned in the XDP map", "");
+    owned.sort_by(f64::total_cmp);
+    times("administrative request", "Demote")
+        .into_iter()
+        .filter_map(|d| owned.iter().find(|o| **o >= d).map(|o| (o - d) * 1e3))
+        .collect()
+}
+
 struct OutageRow {
     scenario: String,
     sys: Sys,
@@ -653,6 +679,7 @@ pub fn run(root: &Path, vipd: &Path, quick: bool) -> Result<()> {
     let started = Instant::now();
     let mut rows: Vec<OutageRow> = Vec::new();
     let mut flips: Vec<f64> = Vec::new();
+    let mut handoffs: Vec<f64> = Vec::new();
 
     let mut cases: Vec<(Speed, Failure, Duration)> = vec![
         (Speed::Normal, Failure::Graceful, Duration::from_millis(10)),
@@ -719,8 +746,11 @@ pub fn run(root: &Path, vipd: &Path, quick: bool) -> Result<()> {
                 lab.wait_state(1 - m, 1, "MASTER", Duration::from_secs(5));
                 lab.vipd_ctl(m, &["promote", "--all"])?;
             }
-            flips.extend(flip_times(&lab.log_text(0)));
-            flips.extend(flip_times(&lab.log_text(1)));
+            let logs = [lab.log_text(0), lab.log_text(1)];
+            for log in &logs {
+                flips.extend(flip_times(log));
+            }
+            handoffs.extend(handoff_times(&logs));
         }
     }
 
@@ -765,6 +795,7 @@ pub fn run(root: &Path, vipd: &Path, quick: bool) -> Result<()> {
         &tp,
         &scales,
         &flips,
+        &handoffs,
         reps,
         quick,
     );
@@ -798,6 +829,7 @@ fn render_report(
     tp: &Throughput,
     scales: &[(Sys, (f64, f64))],
     flips: &[f64],
+    handoffs: &[f64],
     reps: usize,
     quick: bool,
 ) -> String {
@@ -910,6 +942,15 @@ fn render_report(
             flips.len(),
             median(flips),
             max(flips)
+        );
+    }
+    if !handoffs.is_empty() {
+        let _ = writeln!(
+            s,
+            "| demote request to the peer's ownership entry set, ms (median / max of {}) | {:.2} / {:.2} |",
+            handoffs.len(),
+            median(handoffs),
+            max(handoffs)
         );
     }
     let _ = writeln!(s, "\n## Scale: 255 groups on one interface, advbase 1\n");
@@ -1136,6 +1177,20 @@ fn plot_scale(scales: &[(Sys, (f64, f64))], path: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn handoff_and_flip_times_come_from_the_logs() {
+        let old_master = "2026-11-23T03:52:59.100000Z  INFO vipd::daemon: administrative request group=eth0/vhid1 event=Demote\n\
+             2026-11-23T03:52:59.300000Z  INFO vipd::daemon: VIPs released in the XDP map group=eth0/vhid1 flip_us=2.5\n";
+        let peer = "2026-11-23T03:52:58.000000Z  INFO vipd::daemon: VIPs owned in the XDP map group=eth0/vhid1 flip_us=9.5\n\
+             2026-11-23T03:52:59.101500Z  INFO vipd::daemon: VIPs owned in the XDP map group=eth0/vhid1 flip_us=4.25\n";
+        let logs = [old_master.to_owned(), peer.to_owned()];
+        let h = handoff_times(&logs);
+        assert_eq!(h.len(), 1);
+        assert!((h[0] - 1.5).abs() < 1e-6, "{h:?}");
+        assert_eq!(flip_times(peer), vec![9.5, 4.25]);
+        assert!(flip_times(old_master).is_empty());
+    }
 
     #[test]
     fn readme_summary_replaces_only_the_marked_block() {
