@@ -691,6 +691,8 @@ pub fn run(root: &Path, vipd: &Path, quick: bool) -> Result<()> {
     ];
     if !quick {
         cases.push((Speed::Normal, Failure::Graceful, Duration::from_millis(1)));
+        // Node loss at a resolution finer than the 10 ms probe spacing.
+        cases.push((Speed::Fastest, Failure::LinkDown, Duration::from_millis(1)));
     } else {
         cases.retain(|(s, f, _)| {
             matches!(
@@ -976,15 +978,21 @@ fn render_report(
             .find(|r| r.sys == Sys::Vipd && r.scenario.contains(needle))
     };
     let goal = |ok: bool| if ok { "met" } else { "**missed**" };
-    if let Some(r) = rows
+    let graceful: Vec<&OutageRow> = rows
         .iter()
-        .find(|r| r.sys == Sys::Vipd && r.scenario.starts_with("graceful"))
-    {
-        let lost = r.lost.iter().max().copied().unwrap_or(u64::MAX);
+        .filter(|r| r.sys == Sys::Vipd && r.scenario.starts_with("graceful"))
+        .collect();
+    if !graceful.is_empty() {
+        let runs = graceful.iter().map(|r| r.lost.len()).sum::<usize>();
+        let lost = graceful
+            .iter()
+            .flat_map(|r| r.lost.iter().copied())
+            .max()
+            .unwrap_or(u64::MAX);
         let _ = writeln!(
             s,
-            "- Graceful hand-off loses 0 probes: {} (max lost {lost}).",
-            goal(lost == 0 && !r.lost.is_empty())
+            "- Graceful hand-off loses 0 probes: {} (max lost {lost} over {runs} runs, every interval and probe rate).",
+            goal(lost == 0)
         );
     }
     if let Some(r) = vipd_row("master link down, adverts 1 s") {
@@ -996,11 +1004,21 @@ fn render_report(
             goal(m <= bound)
         );
     }
-    if let Some(r) = vipd_row("master link down, adverts fastest") {
+    let fine = vipd_row("master link down, adverts fastest, probe every 1 ms");
+    let coarse = vipd_row("master link down, adverts fastest, probe every 10 ms");
+    if let Some(r) = fine.or(coarse) {
         let m = max(&r.outage);
+        let detail = match (fine, coarse) {
+            (Some(_), Some(c)) => format!(
+                "max {m:.0} ms with probes every 1 ms; with probes every 10 ms, whose spacing \
+                 adds up to 10 ms, max {:.0} ms",
+                max(&c.outage)
+            ),
+            _ => format!("max {m:.0} ms"),
+        };
         let _ = writeln!(
             s,
-            "- Node loss at the fastest interval within 35 ms: {} (max {m:.0} ms).",
+            "- Node loss at the fastest interval within 35 ms: {} ({detail}).",
             goal(m <= 35.0)
         );
     }
