@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use aya::maps::{MapData, RingBuf};
-use tokio::io::unix::AsyncFd;
+use tokio::io::unix::{AsyncFd, AsyncFdReadyMutGuard};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{debug, info, warn};
 use vipd_common::AdvertEvent;
@@ -303,12 +303,7 @@ pub async fn run(config: Config, opts: Options) -> Result<()> {
         let deadline = d.next_deadline();
         tokio::select! {
             biased;
-            guard = ring.readable_mut() => {
-                let mut guard = guard?;
-                let events = drain(guard.get_inner_mut());
-                guard.clear_ready();
-                d.on_adverts(events).await;
-            }
+            guard = ring.readable_mut() => d.on_adverts(drain_ready(guard?)).await,
             _ = sleep_until(deadline) => d.on_deadline(ring.get_mut()).await,
             _ = link_poll.tick() => d.poll_links().await,
             conn = listener.accept() => {
@@ -381,6 +376,13 @@ async fn sleep_until(deadline: Option<Instant>) {
         Some(t) => tokio::time::sleep_until(t.into()).await,
         None => std::future::pending().await,
     }
+}
+
+/// Takes what the ring buffer holds once epoll reports it readable, and re-arms the wait.
+fn drain_ready(mut guard: AsyncFdReadyMutGuard<'_, RingBuf<MapData>>) -> Vec<AdvertEvent> {
+    let events = drain(guard.get_inner_mut());
+    guard.clear_ready();
+    events
 }
 
 fn drain(ring: &mut RingBuf<MapData>) -> Vec<AdvertEvent> {
@@ -827,10 +829,8 @@ impl Daemon {
         while let Some(deadline) = self.groups.iter().filter_map(|g| g.release_at).max() {
             tokio::select! {
                 guard = ring.readable_mut() => {
-                    let Ok(mut guard) = guard else { break };
-                    let events = drain(guard.get_inner_mut());
-                    guard.clear_ready();
-                    self.on_adverts(events).await;
+                    let Ok(guard) = guard else { break };
+                    self.on_adverts(drain_ready(guard)).await;
                 }
                 _ = tokio::time::sleep_until(deadline.into()) => {
                     self.on_deadline(ring.get_mut()).await;
