@@ -374,10 +374,13 @@ impl Lab {
             ],
             &name,
         )?;
+        // iputils ping sleeps in whole scheduler ticks when the interval is 10 ms or more
+        // (`-i 0.01` sends every ~16 ms at HZ=250), so allow a tick per probe on top.
+        let per_probe = interval + Duration::from_millis(10);
         Ok(Probe {
             pid,
             path,
-            until: Instant::now() + interval * count + Duration::from_secs(5),
+            until: Instant::now() + per_probe * count + Duration::from_secs(5),
         })
     }
 
@@ -507,11 +510,18 @@ pub struct ProbeReport {
     pub received: u64,
     /// Longest time between two consecutive replies (ping's `-D` timestamps).
     pub longest_gap: Duration,
+    /// Median time between two consecutive replies: how often ping really probed.
+    pub cadence: Duration,
 }
 
 impl ProbeReport {
     pub fn lost(&self) -> u64 {
         self.sent.saturating_sub(self.received)
+    }
+
+    /// How long the client went without an answer beyond its usual wait between replies.
+    pub fn outage(&self) -> Duration {
+        self.longest_gap.saturating_sub(self.cadence)
     }
 
     /// Parses ping's output.
@@ -540,14 +550,14 @@ impl ProbeReport {
         let (Some(sent), Some(received)) = (sent, received) else {
             bail!("no ping summary in:\n{text}");
         };
-        let longest = stamps
-            .windows(2)
-            .map(|w| w[1] - w[0])
-            .fold(0.0f64, f64::max);
+        let mut gaps: Vec<f64> = stamps.windows(2).map(|w| (w[1] - w[0]).max(0.0)).collect();
+        gaps.sort_by(f64::total_cmp);
+        let secs = |g: Option<&f64>| Duration::from_secs_f64(g.copied().unwrap_or(0.0));
         Ok(ProbeReport {
             sent,
             received,
-            longest_gap: Duration::from_secs_f64(longest.max(0.0)),
+            longest_gap: secs(gaps.last()),
+            cadence: secs(gaps.get(gaps.len() / 2)),
         })
     }
 }
@@ -594,18 +604,25 @@ mod tests {
 
     #[test]
     fn parses_ping_output() {
+        // `ping -i 0.01` that really sends every 16 ms, with 18 probes lost in a row.
         let text = "PING 10.0.0.100 (10.0.0.100) 56(84) bytes of data.\n\
 [1700000000.100000] 64 bytes from 10.0.0.100: icmp_seq=1 ttl=64 time=0.05 ms\n\
-[1700000000.110000] 64 bytes from 10.0.0.100: icmp_seq=2 ttl=64 time=0.05 ms\n\
-[1700000000.150000] no answer yet for icmp_seq=3\n\
-[1700000000.410000] 64 bytes from 10.0.0.100: icmp_seq=6 ttl=64 time=0.05 ms\n\
+[1700000000.116000] 64 bytes from 10.0.0.100: icmp_seq=2 ttl=64 time=0.05 ms\n\
+[1700000000.132000] 64 bytes from 10.0.0.100: icmp_seq=3 ttl=64 time=0.05 ms\n\
+[1700000000.148000] 64 bytes from 10.0.0.100: icmp_seq=4 ttl=64 time=0.05 ms\n\
+[1700000000.164000] no answer yet for icmp_seq=5\n\
+[1700000000.452000] 64 bytes from 10.0.0.100: icmp_seq=23 ttl=64 time=0.05 ms\n\
+[1700000000.468000] 64 bytes from 10.0.0.100: icmp_seq=24 ttl=64 time=0.05 ms\n\
 \n--- 10.0.0.100 ping statistics ---\n\
-6 packets transmitted, 3 received, 50% packet loss, time 50ms\n";
+24 packets transmitted, 6 received, 75% packet loss, time 368ms\n";
         let r = ProbeReport::parse(text).unwrap();
-        assert_eq!(r.sent, 6);
-        assert_eq!(r.received, 3);
-        assert_eq!(r.lost(), 3);
-        assert!((r.longest_gap.as_secs_f64() - 0.3).abs() < 1e-6);
+        assert_eq!(r.sent, 24);
+        assert_eq!(r.received, 6);
+        assert_eq!(r.lost(), 18);
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        assert!((ms(r.longest_gap) - 304.0).abs() < 1e-3, "{r:?}");
+        assert!((ms(r.cadence) - 16.0).abs() < 1e-3, "{r:?}");
+        assert!((ms(r.outage()) - 288.0).abs() < 1e-3, "{r:?}");
     }
 
     #[test]
