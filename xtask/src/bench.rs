@@ -1047,9 +1047,10 @@ fn render_report(
         let m = max(&r.outage);
         let detail = match (fine, coarse) {
             (Some(_), Some(c)) => format!(
-                "max {m:.0} ms with probes every 1 ms; with probes every 10 ms, whose spacing \
-                 adds up to 10 ms, max {:.0} ms",
-                max(&c.outage)
+                "max {m:.0} ms with probes every 1 ms; max {:.0} ms with `ping -i 0.01`, \
+                 whose {:.0} ms spacing blurs it by up to one probe",
+                max(&c.outage),
+                median(&c.cadence)
             ),
             _ => format!("max {m:.0} ms"),
         };
@@ -1089,12 +1090,12 @@ fn render_report(
     let (native, generic) = (tp.native / tp.without, tp.generic / tp.without);
     let _ = writeln!(
         s,
-        "- At least 98 % of iperf3 throughput: {} (native XDP {:.1} %, generic XDP {:.1} %). \
-         The lab's links are veth pairs: the kernel's veth driver turns off the peer's \
+        "- At least 98 % of iperf3 throughput with vipd's default native XDP: {} ({:.1} %; \
+         generic XDP, `--xdp-mode generic`, {:.1} %). The lab's links are veth pairs: the kernel's veth driver turns off the peer's \
          segmentation offload while a native XDP program is attached, so each TCP segment \
          crosses the pair on its own; generic mode keeps the offload but copies non-linear \
          packets for the program. Neither applies to a NIC with native XDP support.",
-        goal(native.max(generic) >= 0.98),
+        goal(native >= 0.98),
         native * 100.0,
         generic * 100.0
     );
