@@ -635,6 +635,126 @@ Sent 2 probes (1 broadcast(s))\nReceived 2 response(s)\n";
     }
 }
 
+/// What [`Lab::arp_probe`] saw: requests sent, requests answered (within the interval that
+/// followed each), and every MAC that answered.
+#[derive(Debug, Default)]
+pub struct ArpProbe {
+    pub sent: u32,
+    pub answered: u32,
+    pub macs: Vec<String>,
+}
+
+impl Lab {
+    /// Sends `count` ARP requests for `addr` from the client, one every `interval`, on a
+    /// packet socket, and counts the requests answered before the next one leaves.
+    pub fn arp_probe(&self, addr: Ipv4Addr, count: u32, interval: Duration) -> Result<ArpProbe> {
+        let mac = self.client.mac();
+        let mac: Vec<u8> = mac
+            .split(':')
+            .map(|h| u8::from_str_radix(h, 16))
+            .collect::<std::result::Result<_, _>>()?;
+        let me = self.client.addr;
+        in_netns(&self.client.ns.clone(), move || {
+            arp_probe(&mac, me, addr, count, interval)
+        })
+    }
+}
+
+fn arp_probe(
+    mac: &[u8],
+    me: Ipv4Addr,
+    target: Ipv4Addr,
+    count: u32,
+    interval: Duration,
+) -> Result<ArpProbe> {
+    const ETH_P_ARP: u16 = 0x0806;
+    // SAFETY: plain socket(2); checked below and closed by OwnedFd.
+    let raw = unsafe {
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            i32::from(ETH_P_ARP.to_be()),
+        )
+    };
+    if raw < 0 {
+        bail!("packet socket: {}", std::io::Error::last_os_error());
+    }
+    // SAFETY: raw is a socket we own.
+    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) };
+    let fd_raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+    let name = std::ffi::CString::new("eth0")?;
+    // SAFETY: a NUL-terminated name.
+    let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    if ifindex == 0 {
+        bail!("no eth0 in the client namespace");
+    }
+    // SAFETY: sockaddr_ll is plain old data.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_protocol = ETH_P_ARP.to_be();
+    sll.sll_ifindex = ifindex as i32;
+    let sll_len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+    // SAFETY: binding our socket to a valid sockaddr_ll.
+    if unsafe { libc::bind(fd_raw, (&sll as *const libc::sockaddr_ll).cast(), sll_len) } < 0 {
+        bail!("bind: {}", std::io::Error::last_os_error());
+    }
+    let tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 1000,
+    };
+    // SAFETY: setsockopt with a timeval we own.
+    unsafe {
+        libc::setsockopt(
+            fd_raw,
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    let mut request = vec![0xff; 6];
+    request.extend_from_slice(mac);
+    request.extend_from_slice(&ETH_P_ARP.to_be_bytes());
+    request.extend_from_slice(&[0, 1, 0x08, 0, 6, 4, 0, 1]);
+    request.extend_from_slice(mac);
+    request.extend_from_slice(&me.octets());
+    request.extend_from_slice(&[0; 6]);
+    request.extend_from_slice(&target.octets());
+    let mut probe = ArpProbe::default();
+    let mut buf = [0u8; 1600];
+    for _ in 0..count {
+        let next = Instant::now() + interval;
+        // SAFETY: the frame and the bound socket are valid for the call.
+        let n = unsafe { libc::send(fd_raw, request.as_ptr().cast(), request.len(), 0) };
+        if n < 0 {
+            bail!("send: {}", std::io::Error::last_os_error());
+        }
+        probe.sent += 1;
+        let mut answered = false;
+        while Instant::now() < next {
+            // SAFETY: reading into a buffer we own.
+            let n = unsafe { libc::recv(fd_raw, buf.as_mut_ptr().cast(), buf.len(), 0) };
+            if n < 42 {
+                continue;
+            }
+            let f = &buf[..n as usize];
+            let is_reply = f[12..14] == ETH_P_ARP.to_be_bytes() && f[20..22] == [0, 2];
+            if is_reply && f[28..32] == target.octets() && f[38..42] == me.octets() {
+                let sender: Vec<String> = f[22..28].iter().map(|b| format!("{b:02x}")).collect();
+                let sender = sender.join(":");
+                if !probe.macs.contains(&sender) {
+                    probe.macs.push(sender);
+                }
+                if !answered {
+                    answered = true;
+                    probe.answered += 1;
+                }
+            }
+        }
+    }
+    Ok(probe)
+}
+
 /// Runs `f` on a thread that has entered namespace `ns`: sockets, interfaces and BPF
 /// attachments made by `f` live in that namespace.
 pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {

@@ -4,7 +4,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use vipd::dataplane::{Dataplane, XdpPreference, monotonic_ns};
-use vipd_common::{AdvertEvent, Reason};
+use vipd_common::{AdvertEvent, Reason, VipOwner};
 use vipd_tests::{Lab, VIP, frames, in_netns};
 
 const XDP_DROP: u32 = 1;
@@ -41,17 +41,32 @@ fn classifies_hand_built_frames() {
         );
 
         // The same request once vipd manages the VIP but does not own it: dropped.
-        dp.set_owner(ifindex, VIP, 0).unwrap();
+        dp.set_owner(ifindex, VIP, VipOwner::NOT_OWNED).unwrap();
         assert_eq!(run(dp, &req), XDP_DROP);
         assert_eq!(dp.counters().unwrap().get(Reason::DropArpNotOwned), 1);
         // Owned with a live lease: passed. Expired lease: dropped again.
-        dp.set_owner(ifindex, VIP, monotonic_ns() + 10_000_000_000)
+        let lease = |renewed_ns, firm_until_ns, grace_until_ns| VipOwner {
+            renewed_ns,
+            firm_until_ns,
+            grace_until_ns,
+            vhid: 1,
+            _pad: 0,
+        };
+        let now = monotonic_ns();
+        let s10 = 10_000_000_000;
+        dp.set_owner(ifindex, VIP, lease(now, now + s10, now + s10))
             .unwrap();
         assert_eq!(run(dp, &req), XDP_PASS);
         assert_eq!(dp.counters().unwrap().get(Reason::PassArpOwnedVip), 1);
-        dp.set_owner(ifindex, VIP, monotonic_ns() - 1).unwrap();
+        dp.set_owner(ifindex, VIP, lease(now - 2, now - 1, now - 1))
+            .unwrap();
         assert_eq!(run(dp, &req), XDP_DROP);
         assert_eq!(dp.counters().unwrap().get(Reason::DropArpNotOwned), 2);
+        // Firm part over, grace running, no peer has advertised the group: passed.
+        dp.set_owner(ifindex, VIP, lease(now - 2, now - 1, now + s10))
+            .unwrap();
+        assert_eq!(run(dp, &req), XDP_PASS);
+        assert_eq!(dp.counters().unwrap().get(Reason::PassArpOwnedVip), 2);
         // ARP replies are never touched.
         assert_eq!(
             run(dp, &frames::arp(2, VIP, Ipv4Addr::new(10, 0, 0, 200))),
@@ -64,7 +79,8 @@ fn classifies_hand_built_frames() {
         let advert = frames::ipv4(&ip);
         assert_eq!(run(dp, &advert), XDP_PASS);
         assert_eq!(dp.counters().unwrap().get(Reason::PassCarpOtherVhid), 1);
-        dp.add_group(ifindex, 1).unwrap();
+        dp.add_group(ifindex, 1, Ipv4Addr::new(224, 0, 0, 18))
+            .unwrap();
         let mut ring = dp.take_adverts().unwrap();
         assert_eq!(run(dp, &advert), XDP_PASS);
         assert_eq!(dp.counters().unwrap().get(Reason::PassCarpToDaemon), 1);
@@ -73,13 +89,29 @@ fn classifies_hand_built_frames() {
         // SAFETY: the record is an AdvertEvent written by the XDP program.
         let ev: AdvertEvent = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
         drop(item);
-        assert_eq!(&ev.carp[..], &ip[20..]);
-        assert_eq!(ev.src.to_ne_bytes(), [10, 77, 0, 1]);
-        assert_eq!(ev.ttl, 255);
+        assert_eq!(&ev.packet[..], &ip[..]);
         assert_eq!(ev.ifindex, ifindex);
         assert!(ev.rx_ns > 0 && ev.rx_ns <= monotonic_ns());
         let seen = dp.group_seen(ifindex, 1).unwrap();
         assert_eq!((seen.count, seen.last_seen_ns), (1, ev.rx_ns));
+        // A peer advertised the group after the lease was renewed: the grace is over.
+        assert_eq!(run(dp, &req), XDP_DROP);
+        assert_eq!(dp.counters().unwrap().get(Reason::DropArpNotOwned), 3);
+
+        // A fragment of protocol 112, or an advertisement to another destination:
+        // dropped before it takes ring space.
+        let mut fragment = ip.clone();
+        fragment[6] |= 0x20;
+        assert_eq!(run(dp, &frames::ipv4(&fragment)), XDP_DROP);
+        assert_eq!(dp.counters().unwrap().get(Reason::DropCarpFragment), 1);
+        let mut elsewhere = ip.clone();
+        elsewhere[19] = 19;
+        assert_eq!(run(dp, &frames::ipv4(&elsewhere)), XDP_DROP);
+        assert_eq!(
+            dp.counters().unwrap().get(Reason::DropCarpBadDestination),
+            1
+        );
+        assert!(ring.next().is_none());
 
         // Same advertisement with TTL 64: dropped in XDP, never reaches the daemon.
         let mut low_ttl = ip.clone();

@@ -36,6 +36,8 @@ pub const MAX_GROUPS: u32 = 2048;
 pub const IPPROTO_CARP: u8 = 112;
 /// Length of a CARP advertisement after the IPv4 header.
 pub const CARP_LEN: usize = 36;
+/// An IPv4 header without options: CARP senders (ucarp, OpenBSD, vipd) never use any.
+pub const IPV4_HLEN: usize = 20;
 /// The only TTL a valid CARP advertisement carries.
 pub const CARP_TTL: u8 = 255;
 /// First byte of a CARP advertisement: version 2, type 1 (advertisement).
@@ -75,10 +77,14 @@ pub enum Reason {
     PassTxArpOwnedVip = 13,
     /// TC egress: any other frame.
     PassTxOther = 14,
+    /// XDP: dropped a fragment of protocol 112 (advertisements are never fragmented).
+    DropCarpFragment = 15,
+    /// XDP: dropped a CARP advertisement for our group sent to another destination.
+    DropCarpBadDestination = 16,
 }
 
 /// Number of slots in `STATS`.
-pub const REASON_COUNT: u32 = 15;
+pub const REASON_COUNT: u32 = 17;
 
 impl Reason {
     /// Every reason, in slot order.
@@ -98,6 +104,8 @@ impl Reason {
         Reason::DropTxArpNotOwned,
         Reason::PassTxArpOwnedVip,
         Reason::PassTxOther,
+        Reason::DropCarpFragment,
+        Reason::DropCarpBadDestination,
     ];
 
     /// Short stable name, used by `vipd status` and its JSON.
@@ -118,6 +126,8 @@ impl Reason {
             Reason::DropTxArpNotOwned => "drop_tx_arp_not_owned",
             Reason::PassTxArpOwnedVip => "pass_tx_arp_owned_vip",
             Reason::PassTxOther => "pass_tx_other",
+            Reason::DropCarpFragment => "drop_carp_fragment",
+            Reason::DropCarpBadDestination => "drop_carp_bad_destination",
         }
     }
 }
@@ -132,23 +142,42 @@ pub struct VipKey {
     pub addr: u32,
 }
 
-/// Value of `VIP_OWNER`.
+/// Value of `VIP_OWNER`: an ownership lease. Times are `bpf_ktime_get_ns()`
+/// (CLOCK_MONOTONIC). All zero means "not owned".
+///
+/// The node owns the VIP until `firm_until_ns`, then until `grace_until_ns` only as long as
+/// no other node has advertised the group (`VHIDS[ifindex, vhid].last_seen_ns`) since
+/// `renewed_ns`. The daemon renews the lease with every advertisement it sends as MASTER:
+/// a late renewal leaves no hole, and if the daemon dies the node stops answering as soon
+/// as a peer that took over advertises, or at the end of the grace.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VipOwner {
-    /// `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) until which this node owns the VIP. Zero means
-    /// "not owned". The daemon pushes it forward with every advertisement it sends as MASTER,
-    /// so if the daemon dies the node stops answering ARP once the lease runs out.
-    pub lease_until_ns: u64,
+    pub renewed_ns: u64,
+    pub firm_until_ns: u64,
+    pub grace_until_ns: u64,
+    /// The CARP group whose advertisements end the grace.
+    pub vhid: u32,
+    pub _pad: u32,
 }
 
 impl VipOwner {
-    pub const NOT_OWNED: VipOwner = VipOwner { lease_until_ns: 0 };
+    pub const NOT_OWNED: VipOwner = VipOwner {
+        renewed_ns: 0,
+        firm_until_ns: 0,
+        grace_until_ns: 0,
+        vhid: 0,
+        _pad: 0,
+    };
 
-    /// Whether the node owns the VIP at monotonic time `now_ns`.
+    /// Whether the node owns the VIP at monotonic time `now_ns`, when the group was last
+    /// advertised by another node at `peer_seen_ns` (0: never).
     #[inline(always)]
-    pub const fn owned_at(&self, now_ns: u64) -> bool {
-        now_ns < self.lease_until_ns
+    pub const fn owned_at(&self, now_ns: u64, peer_seen_ns: u64) -> bool {
+        if now_ns < self.firm_until_ns {
+            return true;
+        }
+        now_ns < self.grace_until_ns && peer_seen_ns <= self.renewed_ns
     }
 }
 
@@ -161,17 +190,26 @@ pub struct VhidKey {
     pub vhid: u32,
 }
 
-/// Value of `VHIDS`: what the XDP program last saw of the group.
+/// Value of `VHIDS`: where the group's advertisements must go (set by the daemon) and what
+/// the XDP program last saw of them.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct VhidSeen {
-    /// `bpf_ktime_get_ns()` of the last advertisement for this group.
+    /// `bpf_ktime_get_ns()` of the last advertisement for this group that passed the
+    /// XDP checks.
     pub last_seen_ns: u64,
     /// IPv4 source of that advertisement, network byte order.
     pub last_src: u32,
     /// Advertisements seen for this group (wraps).
     pub count: u32,
+    /// The group's advertisement destination (multicast group or broadcast), network byte
+    /// order: advertisements sent elsewhere are dropped before they reach the ring.
+    pub dst: u32,
+    pub _pad: u32,
 }
+
+/// Length of an advertisement's IPv4 packet: a header without options and the CARP bytes.
+pub const ADVERT_PACKET_LEN: usize = IPV4_HLEN + CARP_LEN;
 
 /// One record of `ADVERTS`.
 #[repr(C)]
@@ -180,14 +218,10 @@ pub struct AdvertEvent {
     /// `bpf_ktime_get_ns()` when the XDP program saw the frame.
     pub rx_ns: u64,
     pub ifindex: u32,
-    /// IPv4 source and destination, network byte order.
-    pub src: u32,
-    pub dst: u32,
-    pub ttl: u8,
-    pub _pad: [u8; 3],
-    /// The 36 CARP bytes that follow the IPv4 header.
-    pub carp: [u8; CARP_LEN],
-    pub _pad2: [u8; 4],
+    pub _pad: u32,
+    /// The whole IPv4 packet, as received: the daemon decodes it with the same function
+    /// its tests use.
+    pub packet: [u8; ADVERT_PACKET_LEN],
 }
 
 #[cfg(feature = "user")]
@@ -199,4 +233,31 @@ mod pod {
     unsafe impl aya::Pod for super::VhidKey {}
     unsafe impl aya::Pod for super::VhidSeen {}
     unsafe impl aya::Pod for super::AdvertEvent {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::VipOwner;
+
+    const LEASE: VipOwner = VipOwner {
+        renewed_ns: 1_000,
+        firm_until_ns: 4_000,
+        grace_until_ns: 7_000,
+        vhid: 1,
+        _pad: 0,
+    };
+
+    #[test]
+    fn a_lease_is_firm_then_holds_while_no_peer_advertised() {
+        // Firm: whatever a peer does.
+        assert!(LEASE.owned_at(3_999, 3_000));
+        // Grace: held while the last peer advertisement predates the renewal.
+        assert!(LEASE.owned_at(4_000, 0));
+        assert!(LEASE.owned_at(6_999, 1_000));
+        assert!(!LEASE.owned_at(4_000, 1_001));
+        // Over.
+        assert!(!LEASE.owned_at(7_000, 0));
+        assert!(!VipOwner::NOT_OWNED.owned_at(0, 0));
+        assert!(!VipOwner::NOT_OWNED.owned_at(5, 0));
+    }
 }

@@ -16,8 +16,8 @@ use aya_ebpf::{
     programs::{TcContext, XdpContext},
 };
 use vipd_common::{
-    ADVERTS_RING_BYTES, AdvertEvent, CARP_LEN, CARP_TTL, CARP_VERSION_TYPE, IPPROTO_CARP,
-    MAX_GROUPS, MAX_VIPS, REASON_COUNT, Reason, VhidKey, VhidSeen, VipKey, VipOwner,
+    ADVERT_PACKET_LEN, ADVERTS_RING_BYTES, AdvertEvent, CARP_TTL, CARP_VERSION_TYPE, IPPROTO_CARP,
+    IPV4_HLEN, MAX_GROUPS, MAX_VIPS, REASON_COUNT, Reason, VhidKey, VhidSeen, VipKey, VipOwner,
 };
 
 // The maps, as documented in vipd-common. Pinned by name so that they outlive the daemon
@@ -40,7 +40,8 @@ const ARPOP_REQUEST: u16 = 1;
 const ARP_OP: usize = 6;
 const ARP_SPA: usize = 14;
 const ARP_TPA: usize = 24;
-const IPV4_HLEN: usize = 20;
+/// The More Fragments flag and fragment offset bits of the IPv4 header.
+const IP_FRAGMENT_BITS: u16 = 0x3fff;
 
 #[inline(always)]
 fn count(reason: Reason) {
@@ -77,8 +78,15 @@ fn raw32(p: *const u8) -> u32 {
 fn ownership(ifindex: u32, addr: u32) -> Option<bool> {
     let key = VipKey { ifindex, addr };
     // SAFETY: read-only lookup of a plain value.
-    let owner = unsafe { VIP_OWNER.get(&key) }?;
-    Some(owner.owned_at(unsafe { bpf_ktime_get_ns() }))
+    let owner = unsafe { VIP_OWNER.get(key) }?;
+    let group = VhidKey {
+        ifindex,
+        vhid: owner.vhid,
+    };
+    // SAFETY: read-only lookup of a plain value.
+    let peer_seen_ns = unsafe { VHIDS.get(group) }.map_or(0, |s| s.last_seen_ns);
+    // SAFETY: bpf_ktime_get_ns has no preconditions.
+    Some(owner.owned_at(unsafe { bpf_ktime_get_ns() }, peer_seen_ns))
 }
 
 #[xdp(frags)]
@@ -129,19 +137,31 @@ fn classify_ipv4(ctx: &XdpContext, ifindex: u32) -> (u32, Reason) {
         return (PASS, Reason::PassTruncated);
     };
     // SAFETY: ip spans 20 checked bytes.
-    let (vihl, total_len, ttl, proto) =
-        unsafe { (*ip, be16(ip.add(2)), *ip.add(8), *ip.add(9)) };
+    let (vihl, total_len, frag, ttl, proto) = unsafe {
+        (
+            *ip,
+            be16(ip.add(2)),
+            be16(ip.add(6)),
+            *ip.add(8),
+            *ip.add(9),
+        )
+    };
     if proto != IPPROTO_CARP {
         return (PASS, Reason::PassIpv4Other);
     }
+    if frag & IP_FRAGMENT_BITS != 0 {
+        return (xdp_action::XDP_DROP, Reason::DropCarpFragment);
+    }
     // CARP senders (ucarp, OpenBSD, vipd) never use IP options.
-    if vihl != 0x45 || total_len as usize != IPV4_HLEN + CARP_LEN {
+    if vihl != 0x45 || total_len as usize != ADVERT_PACKET_LEN {
         return (PASS, Reason::PassProto112NotCarp);
     }
-    let Some(carp) = xdp_ptr(ctx, ETH_HLEN + IPV4_HLEN, CARP_LEN) else {
+    let Some(packet) = xdp_ptr(ctx, ETH_HLEN, ADVERT_PACKET_LEN) else {
         return (PASS, Reason::PassTruncated);
     };
-    // SAFETY: carp spans 36 checked bytes.
+    // SAFETY: packet spans 56 checked bytes; the CARP bytes start after the IPv4 header.
+    let carp = unsafe { packet.add(IPV4_HLEN) };
+    // SAFETY: as above.
     let (vt, vhid, authlen) = unsafe { (*carp, *carp.add(1), *carp.add(3)) };
     if vt != CARP_VERSION_TYPE || authlen != 7 {
         return (PASS, Reason::PassProto112NotCarp);
@@ -150,14 +170,18 @@ fn classify_ipv4(ctx: &XdpContext, ifindex: u32) -> (u32, Reason) {
         ifindex,
         vhid: vhid as u32,
     };
-    let Some(seen) = VHIDS.get_ptr_mut(&key) else {
+    let Some(seen) = VHIDS.get_ptr_mut(key) else {
         return (PASS, Reason::PassCarpOtherVhid);
     };
     if ttl != CARP_TTL {
         return (xdp_action::XDP_DROP, Reason::DropCarpBadTtl);
     }
-    // SAFETY: ip spans 20 checked bytes.
+    // SAFETY: ip spans 20 checked bytes; seen points into the map value.
     let (src, dst) = unsafe { (raw32(ip.add(12)), raw32(ip.add(16))) };
+    if dst != unsafe { (*seen).dst } {
+        return (xdp_action::XDP_DROP, Reason::DropCarpBadDestination);
+    }
+    // SAFETY: bpf_ktime_get_ns has no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     // SAFETY: seen points into the map value; racing CPUs only lose a count.
     unsafe {
@@ -168,22 +192,18 @@ fn classify_ipv4(ctx: &XdpContext, ifindex: u32) -> (u32, Reason) {
     let Some(mut entry) = ADVERTS.reserve::<AdvertEvent>(0) else {
         return (xdp_action::XDP_DROP, Reason::DropCarpRingFull);
     };
-    let mut bytes = [0u8; CARP_LEN];
+    let mut bytes = [0u8; ADVERT_PACKET_LEN];
     let mut i = 0;
-    while i < CARP_LEN {
-        // SAFETY: i < 36 and carp spans 36 checked bytes.
-        bytes[i] = unsafe { *carp.add(i) };
+    while i < ADVERT_PACKET_LEN {
+        // SAFETY: i < 56 and packet spans 56 checked bytes.
+        bytes[i] = unsafe { *packet.add(i) };
         i += 1;
     }
     entry.write(AdvertEvent {
         rx_ns: now,
         ifindex,
-        src,
-        dst,
-        ttl,
-        _pad: [0; 3],
-        carp: bytes,
-        _pad2: [0; 4],
+        _pad: 0,
+        packet: bytes,
     });
     entry.submit(0);
     (PASS, Reason::PassCarpToDaemon)

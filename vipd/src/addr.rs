@@ -3,9 +3,14 @@
 //! reports whether vipd created the address (so clean exit removes only what it added).
 use std::net::{IpAddr, Ipv4Addr};
 
+use futures::StreamExt;
 use futures::TryStreamExt;
+use futures::channel::mpsc::UnboundedReceiver;
+use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
+use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
-use netlink_packet_route::link::LinkAttribute;
+use netlink_packet_route::link::{LinkAttribute, LinkFlag, LinkMessage};
+use netlink_sys::{AsyncSocket, SocketAddr};
 use rtnetlink::Handle;
 
 use crate::config::Vip;
@@ -28,6 +33,76 @@ pub enum AddrError {
 pub struct LinkInfo {
     pub index: u32,
     pub mac: [u8; 6],
+    /// Up with carrier (IFF_UP and IFF_RUNNING).
+    pub running: bool,
+}
+
+impl LinkInfo {
+    fn from_message(msg: &LinkMessage) -> LinkInfo {
+        let mut mac = [0u8; 6];
+        for a in &msg.attributes {
+            if let LinkAttribute::Address(b) = a
+                && b.len() == 6
+            {
+                mac.copy_from_slice(b);
+            }
+        }
+        let flags = &msg.header.flags;
+        LinkInfo {
+            index: msg.header.index,
+            mac,
+            running: flags.contains(&LinkFlag::Up) && flags.contains(&LinkFlag::Running),
+        }
+    }
+}
+
+/// A change the kernel reported about an interface.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LinkEvent {
+    Changed { index: u32, running: bool },
+    Removed { index: u32 },
+}
+
+/// Link notifications from the kernel (rtnetlink's link group), as they happen.
+pub struct LinkWatch {
+    messages: UnboundedReceiver<(NetlinkMessage<RouteNetlinkMessage>, SocketAddr)>,
+}
+
+/// rtnetlink's multicast group mask for link changes (`RTMGRP_LINK`).
+const RTMGRP_LINK: u32 = 1;
+
+impl LinkWatch {
+    pub fn start() -> Result<LinkWatch, AddrError> {
+        let (mut conn, _, messages) = rtnetlink::new_connection().map_err(AddrError::Connect)?;
+        conn.socket_mut()
+            .socket_mut()
+            .bind(&SocketAddr::new(0, RTMGRP_LINK))
+            .map_err(AddrError::Connect)?;
+        tokio::spawn(conn);
+        Ok(LinkWatch { messages })
+    }
+
+    /// The next link change; `None` when the netlink connection is gone.
+    pub async fn next(&mut self) -> Option<LinkEvent> {
+        loop {
+            let (msg, _) = self.messages.next().await?;
+            match msg.payload {
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(m)) => {
+                    let info = LinkInfo::from_message(&m);
+                    return Some(LinkEvent::Changed {
+                        index: info.index,
+                        running: info.running,
+                    });
+                }
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(m)) => {
+                    return Some(LinkEvent::Removed {
+                        index: m.header.index,
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
 }
 
 /// A netlink handle whose connection runs on the current tokio runtime.
@@ -71,18 +146,7 @@ impl Netlink {
                 });
             }
         };
-        let mut mac = [0u8; 6];
-        for a in &msg.attributes {
-            if let LinkAttribute::Address(b) = a
-                && b.len() == 6
-            {
-                mac.copy_from_slice(b);
-            }
-        }
-        Ok(LinkInfo {
-            index: msg.header.index,
-            mac,
-        })
+        Ok(LinkInfo::from_message(&msg))
     }
 
     async fn addresses(&self, index: u32) -> Result<Vec<(AddressMessage, Ipv4Addr)>, AddrError> {
@@ -125,11 +189,6 @@ impl Netlink {
             .find(|a| !exclude.contains(a)))
     }
 
-    /// Whether `vip` is configured on interface `index`.
-    pub async fn has(&self, index: u32, vip: Ipv4Addr) -> Result<bool, AddrError> {
-        Ok(self.addresses(index).await?.iter().any(|(_, a)| *a == vip))
-    }
-
     /// Adds `vip`. Returns `true` when vipd created it, `false` when it was already there.
     pub async fn add(&self, index: u32, vip: Vip) -> Result<bool, AddrError> {
         match self
@@ -167,30 +226,6 @@ impl Netlink {
             }),
         }
     }
-}
-
-/// Whether interface `name` is up with carrier (IFF_UP and IFF_RUNNING), via SIOCGIFFLAGS.
-pub fn link_running(name: &str) -> bool {
-    // SAFETY: a plain datagram socket used only for the ioctl, closed below.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return false;
-    }
-    // SAFETY: ifreq is plain old data; zeroed is a valid value.
-    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (dst, src) in ifr.ifr_name.iter_mut().zip(name.bytes().take(15)) {
-        *dst = src as libc::c_char;
-    }
-    // SAFETY: SIOCGIFFLAGS reads into the ifreq we own.
-    let rc = unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut ifr) };
-    // SAFETY: closing the fd we opened.
-    unsafe { libc::close(fd) };
-    if rc < 0 {
-        return false;
-    }
-    // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
-    let flags = unsafe { ifr.ifr_ifru.ifru_flags } as i32;
-    flags & libc::IFF_UP != 0 && flags & libc::IFF_RUNNING != 0
 }
 
 /// Per-interface sysctls so the kernel never answers or announces a VIP on its own:

@@ -15,7 +15,7 @@ use std::time::Duration;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
 use subtle::ConstantTimeEq;
-use vipd_common::{CARP_LEN, CARP_TTL, CARP_VERSION_TYPE, IPPROTO_CARP};
+use vipd_common::{CARP_LEN, CARP_TTL, CARP_VERSION_TYPE, IPPROTO_CARP, IPV4_HLEN};
 
 /// Default destination of advertisements (ucarp without `-M`).
 pub const DEFAULT_GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
@@ -27,8 +27,6 @@ pub const KEY_LEN: usize = 20;
 pub const MAX_PASSWORD: usize = KEY_LEN - 1;
 /// authlen as carp(4) and ucarp send it, in 32-bit words (counter + HMAC).
 const AUTHLEN: u8 = 7;
-/// An IPv4 header without options.
-const IPV4_HLEN: usize = 20;
 /// TOS of advertisements (IPTOS_LOWDELAY).
 const TOS_LOWDELAY: u8 = 0x10;
 /// The Don't Fragment flag in the IPv4 flags/fragment-offset field.
@@ -83,16 +81,25 @@ pub enum CarpError {
         "HMAC mismatch: the sender uses another password or VIP list (vhid, password and VIPs must be the same on every node)"
     )]
     BadHmac,
-    #[error(
-        "malformed IPv4 header (version, header length, total length or fragmentation is wrong)"
-    )]
+    #[error("malformed IPv4 header (version or header length is wrong)")]
     BadIpHeader,
+    #[error("IPv4 options: CARP senders never use them")]
+    IpOptions,
+    #[error("IPv4 total length {0}: a CARP advertisement is always 56 bytes")]
+    BadLength(usize),
+    #[error("an IPv4 fragment: advertisements are never fragmented")]
+    Fragment,
+}
+
+/// Why a password cannot be a CARP key.
+#[derive(Debug, thiserror::Error, Clone, Copy, PartialEq, Eq)]
+pub enum KeyError {
     #[error(
         "password of {0} bytes: ucarp accepts at most 19 (\"Password too long\"), and so does vipd"
     )]
-    PasswordTooLong(usize),
+    TooLong(usize),
     #[error("empty password: ucarp requires one, and so does vipd")]
-    EmptyPassword,
+    Empty,
 }
 
 /// The HMAC key of a group, prepared from its password as ucarp 1.5.2 prepares it.
@@ -122,12 +129,12 @@ impl Key {
     /// `sc_key`, and stops with "Password too long" when that is more than 20: a password
     /// has at most 19 bytes and is never truncated. The rest of the buffer is zero. vipd
     /// takes the password as bytes; ucarp's command line cannot carry a NUL byte.
-    pub fn try_new(password: &[u8]) -> Result<Key, CarpError> {
+    pub fn try_new(password: &[u8]) -> Result<Key, KeyError> {
         if password.is_empty() {
-            return Err(CarpError::EmptyPassword);
+            return Err(KeyError::Empty);
         }
         if password.len() > MAX_PASSWORD {
-            return Err(CarpError::PasswordTooLong(password.len()));
+            return Err(KeyError::TooLong(password.len()));
         }
         let mut buffer = [0u8; KEY_LEN];
         buffer[..password.len()].copy_from_slice(password);
@@ -165,10 +172,14 @@ pub fn checksum(data: &[u8]) -> u16 {
     !(sum as u16)
 }
 
-/// advbase + advskew/256 s, truncated to microseconds as ucarp's `struct timeval` does.
-fn interval_of(advbase: u8, advskew: u8) -> Duration {
-    Duration::from_secs(u64::from(advbase))
-        + Duration::from_micros(u64::from(advskew) * 1_000_000 / 256)
+/// advskew/256 s, truncated to microseconds as ucarp's `struct timeval` does.
+pub fn skew(advskew: u8) -> Duration {
+    Duration::from_micros(u64::from(advskew) * 1_000_000 / 256)
+}
+
+/// The advertisement interval: advbase + advskew/256 s (the one formula vipd uses).
+pub fn interval_of(advbase: u8, advskew: u8) -> Duration {
+    Duration::from_secs(u64::from(advbase)) + skew(advskew)
 }
 
 /// Whether bytes that start with 0x21 are a VRRPv2 packet (RFC 3768): byte 3 counts the
@@ -283,9 +294,10 @@ impl Advert {
 
 /// Checks the IPv4 fields vipd relies on and returns (source, destination, CARP bytes).
 ///
-/// In order: 20 bytes at least, version 4, header length 20..=total length, total length
-/// within the packet (bytes after it, such as Ethernet padding, are dropped), the header
-/// checksum, no fragmentation, protocol 112, TTL 255, destination `group`.
+/// In order: 20 bytes at least, version 4 and a 20-byte header (no options: the XDP
+/// program passes nothing else either), total length 56 and within the packet (bytes after
+/// it, such as Ethernet padding, are dropped), the header checksum, no fragmentation,
+/// protocol 112, TTL 255, destination `group`.
 pub fn parse_ipv4(
     packet: &[u8],
     group: Ipv4Addr,
@@ -295,8 +307,14 @@ pub fn parse_ipv4(
     }
     let ihl = usize::from(packet[0] & 0x0f) * 4;
     let total = usize::from(u16::from_be_bytes([packet[2], packet[3]]));
-    if packet[0] >> 4 != 4 || ihl < IPV4_HLEN || total < ihl {
+    if packet[0] >> 4 != 4 || ihl < IPV4_HLEN {
         return Err(CarpError::BadIpHeader);
+    }
+    if ihl != IPV4_HLEN {
+        return Err(CarpError::IpOptions);
+    }
+    if total != IPV4_HLEN + CARP_LEN {
+        return Err(CarpError::BadLength(total));
     }
     if total > packet.len() {
         return Err(CarpError::TooShort(packet.len()));
@@ -305,7 +323,7 @@ pub fn parse_ipv4(
         return Err(CarpError::BadIpChecksum);
     }
     if u16::from_be_bytes([packet[6], packet[7]]) & IP_FRAGMENT_BITS != 0 {
-        return Err(CarpError::BadIpHeader);
+        return Err(CarpError::Fragment);
     }
     if packet[9] != IPPROTO_CARP {
         return Err(CarpError::NotCarp(packet[9]));
@@ -486,16 +504,13 @@ mod tests {
         // password, and vipd refuses it the same way.
         let twenty = b"twenty-bytes-long-pw";
         assert_eq!(twenty.len(), 20);
-        assert_eq!(
-            Key::try_new(twenty).unwrap_err(),
-            CarpError::PasswordTooLong(20)
-        );
+        assert_eq!(Key::try_new(twenty).unwrap_err(), KeyError::TooLong(20));
         assert_eq!(
             Key::try_new(&[b'x'; 64]).unwrap_err(),
-            CarpError::PasswordTooLong(64)
+            KeyError::TooLong(64)
         );
         assert!(Key::try_new(&twenty[..19]).is_ok());
-        assert_eq!(Key::try_new(b"").unwrap_err(), CarpError::EmptyPassword);
+        assert_eq!(Key::try_new(b"").unwrap_err(), KeyError::Empty);
     }
 
     #[test]
@@ -597,12 +612,13 @@ mod tests {
         let mut seven = vec![0x21, 1, 100, 7, 0, 1, 0, 0];
         seven.resize(44, 0);
         assert_eq!(Advert::parse(&seven), Err(CarpError::Vrrp));
-        // Through the IPv4 layer.
+        // Through the IPv4 layer its length already differs from an advertisement's, as
+        // the XDP program sees it.
         let mut pkt = fixture()[..20].to_vec();
         pkt[2..4].copy_from_slice(&40u16.to_be_bytes());
         pkt.extend_from_slice(&v);
         refresh_ip_checksum(&mut pkt);
-        assert_eq!(receive(&pkt), Err(CarpError::Vrrp));
+        assert_eq!(receive(&pkt), Err(CarpError::BadLength(40)));
     }
 
     fn refresh_ip_checksum(p: &mut [u8]) {
@@ -678,13 +694,15 @@ mod tests {
         assert_eq!(receive(&tampered(0, 0x65)), Err(CarpError::BadIpHeader));
         // Header length 16 bytes.
         assert_eq!(receive(&tampered(0, 0x44)), Err(CarpError::BadIpHeader));
-        // Total length smaller than the header.
-        let mut p = fixture();
-        p[2..4].copy_from_slice(&10u16.to_be_bytes());
-        refresh_ip_checksum(&mut p);
-        assert_eq!(receive(&p), Err(CarpError::BadIpHeader));
+        // Total length smaller than the header, or longer than an advertisement.
+        for total in [10u16, 60] {
+            let mut p = fixture();
+            p[2..4].copy_from_slice(&total.to_be_bytes());
+            refresh_ip_checksum(&mut p);
+            assert_eq!(receive(&p), Err(CarpError::BadLength(total.into())));
+        }
         // A fragment (More Fragments set).
-        assert_eq!(receive(&tampered(6, 0x20)), Err(CarpError::BadIpHeader));
+        assert_eq!(receive(&tampered(6, 0x20)), Err(CarpError::Fragment));
     }
 
     #[test]
@@ -697,7 +715,7 @@ mod tests {
     }
 
     #[test]
-    fn ip_options_are_skipped() {
+    fn ip_options_are_refused_as_the_xdp_program_refuses_them() {
         // A 24-byte header (one 4-byte option: NOPs, then end of list).
         let f = fixture();
         let mut p = vec![0x46];
@@ -708,8 +726,10 @@ mod tests {
         p[10..12].fill(0);
         let sum = checksum(&p[..24]);
         p[10..12].copy_from_slice(&sum.to_be_bytes());
-        let (src, _, carp) = parse_ipv4(&p, DEFAULT_GROUP).unwrap();
-        assert_eq!((src, carp), (UCARP_SRC, &f[20..]));
+        assert_eq!(
+            parse_ipv4(&p, DEFAULT_GROUP).unwrap_err(),
+            CarpError::IpOptions
+        );
     }
 
     #[test]
@@ -728,10 +748,14 @@ mod tests {
             CarpError::UnknownVhid(9),
             CarpError::BadHmac,
             CarpError::BadIpHeader,
-            CarpError::PasswordTooLong(20),
-            CarpError::EmptyPassword,
+            CarpError::IpOptions,
+            CarpError::BadLength(60),
+            CarpError::Fragment,
         ];
         for e in all {
+            assert!(e.to_string().len() > 15, "{e:?}");
+        }
+        for e in [KeyError::TooLong(20), KeyError::Empty] {
             assert!(e.to_string().len() > 15, "{e:?}");
         }
         assert!(CarpError::BadHmac.to_string().contains("password"));

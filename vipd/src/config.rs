@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::carp::{self, Key};
+use crate::election::Params;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -101,6 +102,9 @@ pub struct GroupConfig {
     pub address_mode: AddressMode,
     pub garp_count: u32,
     pub garp_interval: Duration,
+    /// Announce the VIPs again this often while MASTER (keepalived's
+    /// `garp_master_refresh`); `None`: only on taking over.
+    pub garp_refresh: Option<Duration>,
     pub script_timeout: Duration,
     /// Ignore the interface's link state (`-S`).
     pub ignore_ifstate: bool,
@@ -141,6 +145,7 @@ pub struct RawGroup {
     pub address_mode: Option<AddressMode>,
     pub garp_count: Option<u32>,
     pub garp_interval_ms: Option<u64>,
+    pub garp_refresh_ms: Option<u64>,
     pub script_timeout_ms: Option<u64>,
     #[serde(default)]
     pub ignore_ifstate: bool,
@@ -168,6 +173,11 @@ fn read_password_file(field: &str, path: &Path) -> Result<Vec<u8>, ConfigError> 
     Ok(line.to_vec())
 }
 
+/// `value` as a byte, or an error naming `field` and its valid `range`.
+fn byte(field: &str, value: u32, range: &str) -> Result<u8, ConfigError> {
+    u8::try_from(value).map_err(|_| invalid(field, format!("{value} is not in {range}")))
+}
+
 impl RawGroup {
     /// Validates one group; `at` prefixes field names (e.g. `group[2].`).
     pub fn validate(self, at: &str) -> Result<GroupConfig, ConfigError> {
@@ -183,10 +193,7 @@ impl RawGroup {
             ));
         }
         let vhid = self.vhid.ok_or_else(|| invalid(f("vhid"), "is required"))?;
-        let vhid = u8::try_from(vhid)
-            .ok()
-            .filter(|v| *v >= 1)
-            .ok_or_else(|| invalid(f("vhid"), format!("{vhid} is not in 1..=255")))?;
+        let vhid = byte(&f("vhid"), vhid, "1..=255")?;
         if self.vips.is_empty() {
             return Err(invalid(
                 f("vips"),
@@ -225,29 +232,12 @@ impl RawGroup {
             }
         };
         let key = Key::try_new(&password).map_err(|e| invalid(f("password"), e.to_string()))?;
-        let advbase = self.advbase.unwrap_or(1);
-        let advbase = u8::try_from(advbase)
-            .ok()
-            .filter(|b| *b < carp::BOW_OUT)
-            .ok_or_else(|| invalid(f("advbase"), format!("{advbase} is not in 0..=254")))?;
-        let advskew = self.advskew.unwrap_or(0);
-        let advskew = u8::try_from(advskew)
-            .ok()
-            .filter(|s| *s < carp::BOW_OUT)
-            .ok_or_else(|| invalid(f("advskew"), format!("{advskew} is not in 0..=254")))?;
-        if advbase == 0 && advskew == 0 {
-            return Err(invalid(
-                f("advbase"),
-                "advbase 0 needs an advskew above 0 (the interval is advbase + advskew/256 s)",
-            ));
-        }
+        let advbase = byte(&f("advbase"), self.advbase.unwrap_or(1), "0..=254")?;
+        let advskew = byte(&f("advskew"), self.advskew.unwrap_or(0), "0..=254")?;
         let dead_ratio = self.dead_ratio.unwrap_or(3);
-        if dead_ratio == 0 || dead_ratio > 255 {
-            return Err(invalid(
-                f("dead_ratio"),
-                format!("{dead_ratio} is not in 1..=255"),
-            ));
-        }
+        byte(&f("dead_ratio"), dead_ratio, "1..=255")?;
+        Params::check_timing(vhid, advbase, advskew, dead_ratio)
+            .map_err(|e| invalid(f(e.field()), e.to_string()))?;
         let destination = if self.broadcast {
             Ipv4Addr::BROADCAST
         } else {
@@ -285,6 +275,16 @@ impl RawGroup {
             ));
         }
         let garp_interval = Duration::from_millis(self.garp_interval_ms.unwrap_or(200));
+        let garp_refresh = match self.garp_refresh_ms {
+            None => None,
+            Some(ms) if ms >= 10 => Some(Duration::from_millis(ms)),
+            Some(ms) => {
+                return Err(invalid(
+                    f("garp_refresh_ms"),
+                    format!("{ms} is below 10 (ms between announcements while MASTER)"),
+                ));
+            }
+        };
         let script_timeout = Duration::from_millis(self.script_timeout_ms.unwrap_or(10_000));
         Ok(GroupConfig {
             interface,
@@ -305,6 +305,7 @@ impl RawGroup {
             address_mode: self.address_mode.unwrap_or_default(),
             garp_count,
             garp_interval,
+            garp_refresh,
             script_timeout,
             ignore_ifstate: self.ignore_ifstate,
         })

@@ -1,10 +1,19 @@
 //! The control socket: `vipd status|demote|promote` talk to the running daemon over a unix
-//! socket (mode 0600), one JSON request and one JSON reply per connection.
+//! socket (mode 0600), one JSON request line and one JSON reply line per connection.
+//!
+//! [`serve`] runs the socket on tasks of its own, so that clients never hold up the
+//! daemon's event loop: each connection is read under a deadline and a size cap, peers are
+//! checked with `SO_PEERCRED`, and only parsed requests reach the daemon, as [`Pending`]s.
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tracing::{debug, warn};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
@@ -67,6 +76,17 @@ pub struct GroupStatus {
     pub adverts_received: u64,
     /// Advertisements dropped in user space, by reason.
     pub rejected: Vec<(String, u64)>,
+    /// Wall-clock time, in microseconds since the Unix epoch, when this node last took
+    /// ownership of the group's VIPs.
+    #[serde(default)]
+    pub last_owned_at_unix_us: Option<u64>,
+    /// How long the ownership map write of that take-over took, in microseconds.
+    #[serde(default)]
+    pub last_own_flip_us: Option<f64>,
+    /// Wall-clock time, in microseconds since the Unix epoch, when the last demote request
+    /// was applied to the group.
+    #[serde(default)]
+    pub last_demote_at_unix_us: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -78,6 +98,9 @@ pub struct Status {
     /// Advertisements the ring buffer delivered for no configured group (left-over map
     /// entries of an earlier configuration).
     pub unknown_group: u64,
+    /// Control connections refused, by reason.
+    #[serde(default)]
+    pub control: ControlStats,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -118,20 +141,309 @@ pub async fn listen(path: &Path) -> Result<UnixListener, ControlError> {
     listener.map_err(io)
 }
 
-/// Reads one request from a connection.
-pub async fn read_request(stream: &mut UnixStream) -> Result<Request, String> {
-    let mut line = String::new();
-    BufReader::new(stream)
-        .read_line(&mut line)
-        .await
-        .map_err(|e| e.to_string())?;
-    serde_json::from_str(&line).map_err(|e| format!("bad request: {e}"))
+/// Bounds the control server puts on its clients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest a client may take, from being accepted, to send its whole request line.
+    pub read_timeout: Duration,
+    /// Longest writing the reply may take (a client that does not read it).
+    pub write_timeout: Duration,
+    /// Largest request line accepted, newline included, in bytes.
+    pub max_request: usize,
+    /// Connections served at once; more are answered with an error and closed at once.
+    pub max_connections: usize,
 }
 
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            read_timeout: Duration::from_secs(2),
+            write_timeout: Duration::from_secs(2),
+            max_request: 64 * 1024,
+            max_connections: 16,
+        }
+    }
+}
+
+/// A parsed request waiting for the daemon's answer. Dropping `reply` unanswered sends the
+/// client an error.
+#[derive(Debug)]
+pub struct Pending {
+    pub request: Request,
+    pub reply: oneshot::Sender<Reply>,
+}
+
+/// Control connections the server refused, by reason.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ControlStats {
+    /// No complete request within the read timeout, or the reply not taken within the
+    /// write timeout.
+    pub timeout: u64,
+    /// Request line longer than the size cap.
+    pub too_large: u64,
+    /// Connection beyond the limit of concurrent connections.
+    pub too_many_connections: u64,
+    /// Peer neither root nor the daemon's own user, or its credentials unreadable.
+    pub bad_credentials: u64,
+    /// Request that is not a valid JSON request.
+    pub bad_request: u64,
+}
+
+/// Why a connection was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Refusal {
+    Timeout,
+    TooLarge,
+    TooManyConnections,
+    BadCredentials,
+    BadRequest,
+}
+
+/// The server's counters, shared with the daemon, which reads them with
+/// [`ServerStats::snapshot`].
+#[derive(Clone, Debug, Default)]
+pub struct ServerStats(Arc<Counters>);
+
+#[derive(Debug, Default)]
+struct Counters {
+    timeout: AtomicU64,
+    too_large: AtomicU64,
+    too_many_connections: AtomicU64,
+    bad_credentials: AtomicU64,
+    bad_request: AtomicU64,
+}
+
+impl ServerStats {
+    /// The counters as they are now.
+    pub fn snapshot(&self) -> ControlStats {
+        let c = &*self.0;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        ControlStats {
+            timeout: get(&c.timeout),
+            too_large: get(&c.too_large),
+            too_many_connections: get(&c.too_many_connections),
+            bad_credentials: get(&c.bad_credentials),
+            bad_request: get(&c.bad_request),
+        }
+    }
+
+    fn count(&self, why: Refusal) {
+        let c = &*self.0;
+        let counter = match why {
+            Refusal::Timeout => &c.timeout,
+            Refusal::TooLarge => &c.too_large,
+            Refusal::TooManyConnections => &c.too_many_connections,
+            Refusal::BadCredentials => &c.bad_credentials,
+            Refusal::BadRequest => &c.bad_request,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Whether a peer with user id `peer_uid` may use the control socket of a daemon running
+/// with effective user id `own_euid`: root and the daemon's own user may.
+pub fn allowed(peer_uid: u32, own_euid: u32) -> bool {
+    peer_uid == 0 || peer_uid == own_euid
+}
+
+/// Serves the control socket on tasks of the current tokio runtime (it panics outside one)
+/// and hands the daemon each parsed request on the returned channel, whose capacity covers
+/// every connection the limits admit. Dropping the receiver stops accepting connections;
+/// requests still in flight are then answered with an error.
+pub fn serve(listener: UnixListener, limits: Limits) -> (mpsc::Receiver<Pending>, ServerStats) {
+    spawn_server(listener, limits, nix::unistd::geteuid().as_raw(), allowed)
+}
+
+/// What every connection task shares.
+struct Server {
+    limits: Limits,
+    requests: mpsc::Sender<Pending>,
+    stats: ServerStats,
+    own_euid: u32,
+    allow: fn(u32, u32) -> bool,
+}
+
+fn spawn_server(
+    listener: UnixListener,
+    limits: Limits,
+    own_euid: u32,
+    allow: fn(u32, u32) -> bool,
+) -> (mpsc::Receiver<Pending>, ServerStats) {
+    let (requests, rx) = mpsc::channel(limits.max_connections.max(1));
+    let stats = ServerStats::default();
+    let server = Arc::new(Server {
+        limits,
+        requests,
+        stats: stats.clone(),
+        own_euid,
+        allow,
+    });
+    tokio::spawn(accept_loop(listener, server));
+    (rx, stats)
+}
+
+async fn accept_loop(listener: UnixListener, server: Arc<Server>) {
+    let slots = Arc::new(Semaphore::new(server.limits.max_connections));
+    loop {
+        let conn = tokio::select! {
+            _ = server.requests.closed() => break,
+            conn = listener.accept() => conn,
+        };
+        let stream = match conn {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors, typically: let some connections finish.
+                warn!(error = %e, "control socket: accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        match slots.clone().try_acquire_owned() {
+            Ok(slot) => {
+                tokio::spawn(serve_connection(stream, server.clone(), slot));
+            }
+            Err(_) => {
+                server.stats.count(Refusal::TooManyConnections);
+                debug!("control socket: too many connections, refusing one");
+                refuse_at_once(
+                    stream,
+                    format!(
+                        "too many control connections (at most {}); try again",
+                        server.limits.max_connections
+                    ),
+                );
+            }
+        }
+    }
+    debug!("control socket: no longer accepting");
+}
+
+/// Answers an error without waiting: a fresh connection's send buffer is empty, so the
+/// short reply fits; if it does not, the client just sees the connection closed.
+fn refuse_at_once(stream: UnixStream, message: String) {
+    use std::io::Write;
+    let Ok(stream) = stream.into_std() else {
+        return;
+    };
+    let _ = (&stream).write_all(&reply_line(&Reply::Error { message }));
+}
+
+/// Serves one connection: checks the peer, reads its request, has the daemon answer it and
+/// writes the reply. The slot is given back when this returns.
+async fn serve_connection(
+    mut stream: UnixStream,
+    server: Arc<Server>,
+    _slot: OwnedSemaphorePermit,
+) {
+    let limits = &server.limits;
+    let reply = match admit(&mut stream, &server).await {
+        Ok(Some(request)) => ask_daemon(&server.requests, request).await,
+        // No request (e.g. a check that a daemon listens): nobody to answer.
+        Ok(None) => return,
+        Err((why, message)) => {
+            server.stats.count(why);
+            debug!(?why, %message, "control socket: refusing a connection");
+            Reply::Error { message }
+        }
+    };
+    if tokio::time::timeout(limits.write_timeout, write_reply(&mut stream, &reply))
+        .await
+        .is_err()
+    {
+        server.stats.count(Refusal::Timeout);
+        debug!("control socket: client did not take its reply");
+    }
+}
+
+/// The connection's request, if its peer may send one and sends a valid one in time; none
+/// if the peer went away without sending one.
+async fn admit(
+    stream: &mut UnixStream,
+    server: &Server,
+) -> Result<Option<Request>, (Refusal, String)> {
+    let denied = || (Refusal::BadCredentials, "permission denied".to_owned());
+    let cred = stream.peer_cred().map_err(|_| denied())?;
+    if !(server.allow)(cred.uid(), server.own_euid) {
+        return Err(denied());
+    }
+    let limits = &server.limits;
+    let read = tokio::time::timeout(limits.read_timeout, read_line(stream, limits.max_request));
+    let line = match read.await {
+        Err(_) => {
+            return Err((
+                Refusal::Timeout,
+                format!(
+                    "no complete request within {:.1}s",
+                    limits.read_timeout.as_secs_f64()
+                ),
+            ));
+        }
+        // The peer went away (reset) or closed without a word: nobody to answer.
+        Ok(Err(_)) | Ok(Ok(Line::Empty)) => return Ok(None),
+        Ok(Ok(Line::TooLarge)) => {
+            return Err((
+                Refusal::TooLarge,
+                format!("request larger than {} bytes", limits.max_request),
+            ));
+        }
+        Ok(Ok(Line::Complete(line))) => line,
+    };
+    serde_json::from_slice(&line)
+        .map(Some)
+        .map_err(|e| (Refusal::BadRequest, format!("bad request: {e}")))
+}
+
+/// What a client sent.
+#[derive(Debug, PartialEq, Eq)]
+enum Line {
+    /// Nothing before closing its side.
+    Empty,
+    /// More than the cap without a newline.
+    TooLarge,
+    /// A line (its newline included, if any: the client may close instead).
+    Complete(Vec<u8>),
+}
+
+/// Reads one line of at most `max` bytes, newline included; never buffers more.
+async fn read_line(stream: &mut UnixStream, max: usize) -> std::io::Result<Line> {
+    let mut line = Vec::new();
+    BufReader::new(stream.take(max as u64))
+        .read_until(b'\n', &mut line)
+        .await?;
+    Ok(if line.last() == Some(&b'\n') {
+        Line::Complete(line)
+    } else if line.len() >= max {
+        Line::TooLarge
+    } else if line.is_empty() {
+        Line::Empty
+    } else {
+        Line::Complete(line)
+    })
+}
+
+/// Hands `request` to the daemon and waits for its answer.
+async fn ask_daemon(requests: &mpsc::Sender<Pending>, request: Request) -> Reply {
+    let (reply, answer) = oneshot::channel();
+    if requests.send(Pending { request, reply }).await.is_err() {
+        return Reply::Error {
+            message: "vipd is shutting down".to_owned(),
+        };
+    }
+    answer.await.unwrap_or_else(|_| Reply::Error {
+        message: "vipd did not answer the request".to_owned(),
+    })
+}
+
+fn reply_line(reply: &Reply) -> Vec<u8> {
+    let mut text = serde_json::to_vec(reply).expect("replies serialize");
+    text.push(b'\n');
+    text
+}
+
+/// Writes `reply` as one line and closes the sending side.
 pub async fn write_reply(stream: &mut UnixStream, reply: &Reply) -> std::io::Result<()> {
-    let mut text = serde_json::to_string(reply).expect("replies serialize");
-    text.push('\n');
-    stream.write_all(text.as_bytes()).await?;
+    stream.write_all(&reply_line(reply)).await?;
     stream.shutdown().await
 }
 
@@ -149,12 +461,15 @@ pub async fn call(path: &Path, req: &Request) -> Result<Reply, ControlError> {
     };
     let mut text = serde_json::to_string(req).expect("requests serialize");
     text.push('\n');
-    stream.write_all(text.as_bytes()).await.map_err(io)?;
+    // A daemon that refuses the connection answers and closes without reading, so a failed
+    // write may still leave its reply to read.
+    let sent = stream.write_all(text.as_bytes()).await;
     let mut line = String::new();
-    BufReader::new(&mut stream)
-        .read_line(&mut line)
-        .await
-        .map_err(io)?;
+    let received = BufReader::new(&mut stream).read_line(&mut line).await;
+    if line.trim().is_empty() {
+        sent.map_err(io)?;
+        received.map_err(io)?;
+    }
     let reply: Reply =
         serde_json::from_str(&line).map_err(|e| ControlError::BadReply(e.to_string()))?;
     if let Reply::Error { message } = reply {
@@ -166,6 +481,9 @@ pub async fn call(path: &Path, req: &Request) -> Result<Reply, ControlError> {
 /// `vipd status` as a table.
 pub fn render(status: &Status) -> String {
     use std::fmt::Write;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64);
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -214,6 +532,19 @@ pub fn render(status: &Status) -> String {
                 rejected.join(" ")
             }
         );
+        let mut history = Vec::new();
+        if let Some(at) = g.last_owned_at_unix_us {
+            history.push(format!("took the VIPs {} ago", ago(at, now)));
+        }
+        if let Some(us) = g.last_own_flip_us {
+            history.push(format!("ownership write {us:.1}us"));
+        }
+        if let Some(at) = g.last_demote_at_unix_us {
+            history.push(format!("demoted {} ago", ago(at, now)));
+        }
+        if !history.is_empty() {
+            let _ = writeln!(s, "{:<10} {:>4}  {}", "", "", history.join(", "));
+        }
     }
     if status.groups.iter().any(|g| g.demoted) {
         let _ = writeln!(s, "(* demoted: stays BACKUP until `vipd promote`)");
@@ -225,9 +556,456 @@ pub fn render(status: &Status) -> String {
             status.unknown_group
         );
     }
+    let c = &status.control;
+    let refused: Vec<String> = [
+        ("timeout", c.timeout),
+        ("too_large", c.too_large),
+        ("too_many_connections", c.too_many_connections),
+        ("bad_credentials", c.bad_credentials),
+        ("bad_request", c.bad_request),
+    ]
+    .iter()
+    .filter(|(_, n)| *n > 0)
+    .map(|(r, n)| format!("{r}={n}"))
+    .collect();
+    if !refused.is_empty() {
+        let _ = writeln!(s, "control connections refused: {}", refused.join(" "));
+    }
     let _ = writeln!(s, "\nXDP/TC verdicts:");
     for (name, n) in &status.xdp {
         let _ = writeln!(s, "  {name:<24} {n:>12}");
     }
     s
+}
+
+/// How long before `now` the wall-clock time `at` was (both in µs since the Unix epoch).
+fn ago(at: u64, now: u64) -> String {
+    format!("{:.1}s", now.saturating_sub(at) as f64 / 1e6)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU32;
+    use std::time::Instant;
+
+    /// A socket path of its own, removed when dropped.
+    struct Sock(PathBuf);
+
+    impl Sock {
+        fn new() -> Sock {
+            static SEQ: AtomicU32 = AtomicU32::new(0);
+            Sock(std::env::temp_dir().join(format!(
+                "vipd-control-{}-{}.sock",
+                std::process::id(),
+                SEQ.fetch_add(1, Ordering::Relaxed)
+            )))
+        }
+    }
+
+    impl Drop for Sock {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    fn group() -> GroupStatus {
+        GroupStatus {
+            interface: "eth0".into(),
+            vhid: 7,
+            vips: vec!["10.0.0.100".into()],
+            state: "MASTER".into(),
+            since_secs: 1.5,
+            master: Some("10.0.0.1".into()),
+            advbase: 1,
+            advskew: 0,
+            demoted: false,
+            last_advert_ms: None,
+            transitions: 1,
+            adverts_sent: 3,
+            worst_advert_delay_us: 120,
+            adverts_received: 0,
+            rejected: vec![],
+            last_owned_at_unix_us: Some(1_700_000_000_000_000),
+            last_own_flip_us: Some(12.5),
+            last_demote_at_unix_us: None,
+        }
+    }
+
+    fn status() -> Status {
+        Status {
+            pid: 42,
+            groups: vec![group()],
+            xdp: vec![],
+            unknown_group: 0,
+            control: ControlStats::default(),
+        }
+    }
+
+    /// Plays the daemon: answers every request until the server goes away.
+    fn answer_all(mut rx: mpsc::Receiver<Pending>) {
+        tokio::spawn(async move {
+            while let Some(p) = rx.recv().await {
+                let reply = match p.request {
+                    Request::Status => Reply::Status(status()),
+                    _ => Reply::Ok { changed: vec![7] },
+                };
+                let _ = p.reply.send(reply);
+            }
+        });
+    }
+
+    /// A server on a fresh socket.
+    async fn server(limits: Limits) -> (Sock, mpsc::Receiver<Pending>, ServerStats) {
+        let sock = Sock::new();
+        let listener = listen(&sock.0).await.unwrap();
+        let (rx, stats) = serve(listener, limits);
+        (sock, rx, stats)
+    }
+
+    /// Sends `bytes` on a fresh connection and reads the reply line.
+    async fn raw(path: &Path, bytes: &[u8]) -> Reply {
+        let mut stream = UnixStream::connect(path).await.unwrap();
+        stream.write_all(bytes).await.unwrap();
+        read_reply(&mut stream).await
+    }
+
+    async fn read_reply(stream: &mut UnixStream) -> Reply {
+        let mut line = String::new();
+        BufReader::new(stream).read_line(&mut line).await.unwrap();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
+    }
+
+    fn error_text(reply: Reply) -> String {
+        match reply {
+            Reply::Error { message } => message,
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn root_and_own_user_are_allowed() {
+        assert!(allowed(0, 0));
+        assert!(allowed(0, 1000));
+        assert!(allowed(1000, 1000));
+        assert!(!allowed(1000, 0));
+        assert!(!allowed(1001, 1000));
+        assert!(!allowed(65534, 1000));
+    }
+
+    #[tokio::test]
+    async fn requests_reach_the_daemon_and_replies_the_client() {
+        let (sock, rx, stats) = server(Limits::default()).await;
+        answer_all(rx);
+        let Reply::Status(s) = call(&sock.0, &Request::Status).await.unwrap() else {
+            panic!("not a status")
+        };
+        assert_eq!(s.pid, 42);
+        assert_eq!(s.groups[0].last_own_flip_us, Some(12.5));
+        let reply = call(
+            &sock.0,
+            &Request::Demote {
+                target: Target::Vhid(7),
+            },
+        )
+        .await
+        .unwrap();
+        assert!(matches!(reply, Reply::Ok { changed } if changed == [7]));
+        assert_eq!(stats.snapshot(), ControlStats::default());
+    }
+
+    #[tokio::test]
+    async fn an_idle_client_does_not_delay_another() {
+        let limits = Limits {
+            read_timeout: Duration::from_secs(60),
+            ..Limits::default()
+        };
+        let (sock, rx, _stats) = server(limits).await;
+        answer_all(rx);
+        let mut idle = UnixStream::connect(&sock.0).await.unwrap();
+        let start = Instant::now();
+        let reply = tokio::time::timeout(Duration::from_secs(5), call(&sock.0, &Request::Status))
+            .await
+            .expect("the second client is answered while the first sends nothing")
+            .unwrap();
+        assert!(matches!(reply, Reply::Status(_)));
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            start.elapsed()
+        );
+        // The idle client is still connected and unanswered.
+        let mut byte = [0u8; 1];
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), idle.read(&mut byte))
+                .await
+                .is_err()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_client_is_dropped_after_the_read_timeout() {
+        let (sock, rx, stats) = server(Limits::default()).await;
+        answer_all(rx);
+        let mut idle = UnixStream::connect(&sock.0).await.unwrap();
+        let start = tokio::time::Instant::now();
+        let reply = tokio::time::timeout(Duration::from_secs(10), read_reply(&mut idle))
+            .await
+            .expect("the server answers an idle client");
+        let waited = start.elapsed();
+        assert!(
+            waited >= Duration::from_secs(2) && waited < Duration::from_secs(3),
+            "{waited:?}"
+        );
+        assert!(error_text(reply).contains("no complete request within 2.0s"));
+        let mut rest = Vec::new();
+        assert_eq!(idle.read_to_end(&mut rest).await.unwrap(), 0, "then closed");
+        assert_eq!(
+            stats.snapshot(),
+            ControlStats {
+                timeout: 1,
+                ..ControlStats::default()
+            }
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_trickling_its_request_is_dropped_too() {
+        let (sock, rx, stats) = server(Limits::default()).await;
+        answer_all(rx);
+        let mut slow = UnixStream::connect(&sock.0).await.unwrap();
+        let writer = async {
+            for b in br#"{"cmd":"status"}"# {
+                if slow.write_all(&[*b]).await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(3), writer).await;
+        let reply = read_reply(&mut slow).await;
+        assert!(error_text(reply).contains("no complete request"));
+        assert_eq!(stats.snapshot().timeout, 1);
+    }
+
+    #[tokio::test]
+    async fn an_oversize_request_is_refused_and_counted() {
+        let limits = Limits {
+            max_request: 1024,
+            ..Limits::default()
+        };
+        let (sock, mut rx, stats) = server(limits).await;
+        let stream = UnixStream::connect(&sock.0).await.unwrap();
+        let (mut read, mut write) = stream.into_split();
+        // Far more than the cap and than the socket buffers: the server must stop reading.
+        tokio::spawn(async move {
+            let _ = write.write_all(&vec![b' '; 4 << 20]).await;
+        });
+        let mut line = String::new();
+        BufReader::new(&mut read)
+            .read_line(&mut line)
+            .await
+            .unwrap();
+        let reply: Reply = serde_json::from_str(&line).unwrap();
+        assert_eq!(error_text(reply), "request larger than 1024 bytes");
+        assert_eq!(
+            stats.snapshot(),
+            ControlStats {
+                too_large: 1,
+                ..ControlStats::default()
+            }
+        );
+        assert!(rx.try_recv().is_err(), "nothing reached the daemon");
+    }
+
+    #[tokio::test]
+    async fn the_size_cap_counts_the_newline() {
+        let line = b"{\"cmd\":\"status\"}\n";
+        for (max, fits) in [(line.len(), true), (line.len() - 1, false)] {
+            let (mut a, mut b) = UnixStream::pair().unwrap();
+            a.write_all(line).await.unwrap();
+            let got = read_line(&mut b, max).await.unwrap();
+            if fits {
+                assert_eq!(got, Line::Complete(line.to_vec()));
+            } else {
+                assert_eq!(got, Line::TooLarge);
+            }
+        }
+        // A request without newline, ended by closing, is whole.
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        a.write_all(b"{\"cmd\":\"status\"}").await.unwrap();
+        drop(a);
+        assert_eq!(
+            read_line(&mut b, 1024).await.unwrap(),
+            Line::Complete(b"{\"cmd\":\"status\"}".to_vec())
+        );
+        let (a, mut b) = UnixStream::pair().unwrap();
+        drop(a);
+        assert_eq!(read_line(&mut b, 1024).await.unwrap(), Line::Empty);
+    }
+
+    #[tokio::test]
+    async fn connections_beyond_the_limit_are_refused_and_counted() {
+        let limits = Limits {
+            read_timeout: Duration::from_secs(60),
+            max_connections: 2,
+            ..Limits::default()
+        };
+        let (sock, rx, stats) = server(limits).await;
+        answer_all(rx);
+        let first = UnixStream::connect(&sock.0).await.unwrap();
+        let _second = UnixStream::connect(&sock.0).await.unwrap();
+        let start = Instant::now();
+        match call(&sock.0, &Request::Status).await {
+            Err(ControlError::Refused(m)) => assert!(m.contains("too many"), "{m}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        assert!(start.elapsed() < Duration::from_secs(1), "refused at once");
+        // An idle connection that is not even read from is refused at once too.
+        let mut third = UnixStream::connect(&sock.0).await.unwrap();
+        assert!(error_text(read_reply(&mut third).await).contains("too many"));
+        assert_eq!(
+            stats.snapshot(),
+            ControlStats {
+                too_many_connections: 2,
+                ..ControlStats::default()
+            }
+        );
+        // A slot frees when a client goes away.
+        drop(first);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match call(&sock.0, &Request::Status).await {
+                Ok(Reply::Status(_)) => break,
+                Err(ControlError::Refused(_)) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_disallowed_peer_is_refused_and_counted() {
+        let sock = Sock::new();
+        let listener = listen(&sock.0).await.unwrap();
+        let (mut rx, stats) = spawn_server(listener, Limits::default(), 0, |_, _| false);
+        match call(&sock.0, &Request::Status).await {
+            Err(ControlError::Refused(m)) => assert_eq!(m, "permission denied"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        assert_eq!(
+            stats.snapshot(),
+            ControlStats {
+                bad_credentials: 1,
+                ..ControlStats::default()
+            }
+        );
+        assert!(rx.try_recv().is_err(), "nothing reached the daemon");
+    }
+
+    #[tokio::test]
+    async fn the_peer_uid_is_what_the_rule_sees() {
+        fn only_own(peer: u32, own: u32) -> bool {
+            peer == own
+        }
+        let me = nix::unistd::geteuid().as_raw();
+        for (own, ok) in [(me, true), (me.wrapping_add(1), false)] {
+            let sock = Sock::new();
+            let listener = listen(&sock.0).await.unwrap();
+            let (rx, _stats) = spawn_server(listener, Limits::default(), own, only_own);
+            answer_all(rx);
+            assert_eq!(call(&sock.0, &Request::Status).await.is_ok(), ok);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bad_request_is_refused_and_counted() {
+        let (sock, mut rx, stats) = server(Limits::default()).await;
+        let reply = raw(&sock.0, b"{\"cmd\":\"reboot\"}\n").await;
+        assert!(error_text(reply).starts_with("bad request:"));
+        let reply = raw(&sock.0, b"\xff\xfe\n").await;
+        assert!(error_text(reply).starts_with("bad request:"));
+        assert_eq!(
+            stats.snapshot(),
+            ControlStats {
+                bad_request: 2,
+                ..ControlStats::default()
+            }
+        );
+        assert!(rx.try_recv().is_err());
+        // A connection closed without a request (a check that a daemon listens) is no error.
+        answer_all(rx);
+        drop(UnixStream::connect(&sock.0).await.unwrap());
+        call(&sock.0, &Request::Status).await.unwrap();
+        assert_eq!(stats.snapshot().bad_request, 2);
+    }
+
+    #[tokio::test]
+    async fn an_unanswered_request_gets_an_error() {
+        let (sock, mut rx, _stats) = server(Limits::default()).await;
+        tokio::spawn(async move {
+            while let Some(p) = rx.recv().await {
+                drop(p.reply);
+            }
+        });
+        match call(&sock.0, &Request::Status).await {
+            Err(ControlError::Refused(m)) => assert_eq!(m, "vipd did not answer the request"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn dropping_the_receiver_stops_the_server() {
+        let (sock, rx, _stats) = server(Limits::default()).await;
+        drop(rx);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while UnixStream::connect(&sock.0).await.is_ok() {
+            assert!(Instant::now() < deadline, "still accepting");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[test]
+    fn replies_without_the_newer_fields_parse() {
+        let mut old = serde_json::to_value(Reply::Status(status())).unwrap();
+        let s = old["status"].as_object_mut().unwrap();
+        s.remove("control");
+        let g = s["groups"][0].as_object_mut().unwrap();
+        for f in [
+            "last_owned_at_unix_us",
+            "last_own_flip_us",
+            "last_demote_at_unix_us",
+        ] {
+            g.remove(f);
+        }
+        let Reply::Status(s) = serde_json::from_value(old).unwrap() else {
+            panic!()
+        };
+        assert_eq!(s.control, ControlStats::default());
+        assert_eq!(s.groups[0].last_owned_at_unix_us, None);
+        assert_eq!(s.groups[0].last_own_flip_us, None);
+        assert_eq!(s.groups[0].last_demote_at_unix_us, None);
+    }
+
+    #[test]
+    fn render_shows_ownership_history_and_refusals() {
+        let mut s = status();
+        let text = render(&s);
+        assert!(text.contains("took the VIPs"), "{text}");
+        assert!(text.contains("ownership write 12.5us"), "{text}");
+        assert!(!text.contains("demoted "), "{text}");
+        assert!(!text.contains("control connections refused"), "{text}");
+        s.groups[0].last_demote_at_unix_us = Some(1);
+        s.control.timeout = 3;
+        s.control.bad_credentials = 1;
+        let text = render(&s);
+        assert!(text.contains("demoted "), "{text}");
+        assert!(
+            text.contains("control connections refused: timeout=3 bad_credentials=1"),
+            "{text}"
+        );
+        assert_eq!(ago(1_000_000, 3_500_000), "2.5s");
+        assert_eq!(ago(5, 1), "0.0s");
+    }
 }

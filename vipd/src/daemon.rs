@@ -1,27 +1,30 @@
-//! The daemon: one event loop that feeds the election of every group with advertisements
-//! (from the XDP ring buffer), timers, link changes, signals and control requests, and
-//! carries out the actions it returns: send advertisements, flip VIP ownership in the BPF
-//! maps, send gratuitous ARP, queue scripts. Data flows one way: event -> election -> effects.
-use std::collections::{BTreeMap, HashMap, HashSet};
+//! The daemon: built in one place ([`build`]), then one event loop that feeds every group's
+//! core ([`crate::group`]) with advertisements from the XDP ring buffer, timers, link
+//! events, signals and control requests, and hands the commands it returns to the executor.
+//! Data flows one way: event -> core -> executor -> effects.
+use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
 use aya::maps::{MapData, RingBuf};
 use tokio::io::unix::{AsyncFd, AsyncFdReadyMutGuard};
 use tokio::signal::unix::{SignalKind, signal};
-use tracing::{debug, info, warn};
-use vipd_common::AdvertEvent;
+use tracing::{info, warn};
+use vipd_common::{AdvertEvent, IPV4_HLEN};
 
-use crate::addr::{self, Netlink};
-use crate::carp::{self, Advert, CarpError};
-use crate::config::{AddressMode, Config, GroupConfig, Vip};
+use crate::addr::{self, LinkEvent, LinkInfo, LinkWatch, Netlink};
+use crate::config::{AddressMode, Config};
 use crate::control::{self, GroupStatus, Reply, Request, Status, Target};
 use crate::dataplane::{Dataplane, XdpPreference, monotonic_ns};
-use crate::election::{self, Action, Event, Hook, Params, State, Timer};
-use crate::garp::{self, LinkSender};
-use crate::scripts::{ScriptRun, ScriptRunner};
+use crate::effects::{Effects, Kernel};
+use crate::election::{Event, Params};
+use crate::executor::{self, Counters, Link, Member, Tx};
+use crate::garp::LinkSender;
+use crate::group::{self, Settings};
+use crate::rx::Receiver;
+use crate::scripts::ScriptRunner;
 
 /// Process-wide options: the paths must differ between daemons (one per network namespace
 /// by default).
@@ -35,127 +38,260 @@ pub struct Options {
     pub rt_priority: Option<u8>,
 }
 
-/// How often link state is polled.
-const LINK_POLL: Duration = Duration::from_millis(50);
-
-/// One CARP group at run time.
-struct GroupRt {
-    cfg: GroupConfig,
-    ifindex: u32,
-    mac: [u8; 6],
-    src: Ipv4Addr,
-    vip_addrs: Vec<Ipv4Addr>,
-    election: election::Group,
-    advert_at: Option<Instant>,
-    master_down_at: Option<Instant>,
-    counter: u64,
-    ip_id: u16,
-    since: Instant,
-    transitions: u64,
-    master: Option<Ipv4Addr>,
-    last_advert: Option<Instant>,
-    sent: u64,
-    /// Longest an advertisement waited past its due time for the daemon to run: how close
-    /// a busy node came to a false failover (the peer's margin is master-down − interval).
-    worst_advert_delay: Duration,
-    received: u64,
-    rejected: BTreeMap<&'static str, u64>,
-    warned: HashSet<(Ipv4Addr, &'static str)>,
-    /// MASTER: the ownership leases are renewed with every advertisement.
-    owned: bool,
-    /// After a bow-out: keep answering ARP until a peer shows it took over, or until then.
-    release_at: Option<Instant>,
-    garp_left: u32,
-    garp_at: Option<Instant>,
-    /// VIPs vipd created (and removes on exit).
-    added: Vec<Vip>,
-}
-
-impl GroupRt {
-    fn label(&self) -> String {
-        format!("{}/vhid{}", self.cfg.interface, self.cfg.vhid)
-    }
-
-    fn master_down(&self) -> Duration {
-        self.election.params().master_down()
-    }
-
-    fn reject(&mut self, src: Ipv4Addr, why: &'static str) {
-        *self.rejected.entry(why).or_default() += 1;
-        if self.warned.insert((src, why)) {
-            warn!(group = %self.label(), peer = %src, reason = why,
-                "ignoring advertisements from this peer (warned once per peer and reason)");
-        }
-    }
-
-    fn next_deadline(&self) -> Option<Instant> {
-        [
-            self.advert_at,
-            self.master_down_at,
-            self.release_at,
-            self.garp_at,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-    }
-}
-
-struct Iface {
-    name: String,
-    index: u32,
-    sender: LinkSender,
-    running: bool,
-}
-
-struct Daemon {
-    groups: Vec<GroupRt>,
+/// Every group, and the effects boundary they act through.
+pub struct Daemon<E: Effects> {
+    pub members: Vec<Member>,
     by_key: HashMap<(u32, u8), usize>,
-    ifaces: Vec<Iface>,
-    dp: Dataplane,
-    nl: Netlink,
-    scripts: ScriptRunner,
+    /// Interfaces by index: whether each is up with carrier.
+    links: HashMap<u32, bool>,
+    pub fx: E,
+    /// Advertisements the ring buffer delivered for no configured group.
     unknown_group: u64,
     started: Instant,
 }
 
-fn carp_error_name(e: &CarpError) -> &'static str {
-    match e {
-        CarpError::TooShort(_) => "too_short",
-        CarpError::BadVersion(_) => "bad_version",
-        CarpError::BadType(_) => "bad_type",
-        CarpError::Vrrp => "vrrp",
-        CarpError::BadAuthLen(_) => "bad_authlen",
-        CarpError::BadTtl(_) => "bad_ttl",
-        CarpError::NotCarp(_) => "not_carp",
-        CarpError::BadDestination(_) => "bad_destination",
-        CarpError::BadChecksum => "bad_checksum",
-        CarpError::UnknownVhid(_) => "unknown_vhid",
-        CarpError::BadHmac => "bad_hmac",
-        _ => "malformed",
+impl<E: Effects> Daemon<E> {
+    pub fn new(members: Vec<Member>, links: HashMap<u32, bool>, fx: E, now: Instant) -> Self {
+        let by_key = members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| ((m.link.index, m.cfg.vhid), i))
+            .collect();
+        Daemon {
+            members,
+            by_key,
+            links,
+            fx,
+            unknown_group: 0,
+            started: now,
+        }
+    }
+
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.members
+            .iter()
+            .filter_map(|m| m.core.next_deadline())
+            .min()
+    }
+
+    async fn step(&mut self, i: usize, event: Event, now: Instant) {
+        let m = &mut self.members[i];
+        let commands = m.core.step(event, now);
+        executor::execute(&mut self.fx, m, commands, now).await;
+    }
+
+    /// Starts every group; a group whose link is down starts in INIT.
+    pub async fn start(&mut self, now: Instant) {
+        for i in 0..self.members.len() {
+            self.step(i, Event::Start, now).await;
+            let m = &self.members[i];
+            let running = self.links.get(&m.link.index).copied().unwrap_or(false);
+            if !running && !m.cfg.ignore_ifstate {
+                self.step(i, Event::LinkDown, now).await;
+            }
+        }
+    }
+
+    /// One advertisement the XDP program saw on `ifindex` at `at`.
+    pub async fn on_advert(&mut self, ifindex: u32, packet: &[u8], at: Instant) {
+        let vhid = packet.get(IPV4_HLEN + 1).copied().unwrap_or(0);
+        let Some(&i) = self.by_key.get(&(ifindex, vhid)) else {
+            self.unknown_group += 1;
+            return;
+        };
+        let m = &mut self.members[i];
+        let Ok((src, adv)) = m.rx.receive(packet, m.tx.sent, at) else {
+            return;
+        };
+        m.counters.last_advert = Some(at);
+        let event = Event::Advert {
+            src,
+            advbase: adv.advbase,
+            advskew: adv.advskew,
+            demote: adv.demote,
+        };
+        self.step(i, event, at).await;
+    }
+
+    /// Fires the timers due at `now`.
+    pub async fn on_timers(&mut self, now: Instant) {
+        for i in 0..self.members.len() {
+            let m = &mut self.members[i];
+            if m.core.next_deadline().is_some_and(|t| t <= now) {
+                let commands = m.core.tick(now);
+                executor::execute(&mut self.fx, m, commands, now).await;
+            }
+        }
+    }
+
+    /// A link changed state (or went away).
+    pub async fn on_link(&mut self, event: LinkEvent, now: Instant) {
+        let (index, running) = match event {
+            LinkEvent::Changed { index, running } => (index, running),
+            LinkEvent::Removed { index } => (index, false),
+        };
+        let Some(was) = self.links.get_mut(&index) else {
+            return;
+        };
+        if *was == running {
+            return;
+        }
+        *was = running;
+        for i in 0..self.members.len() {
+            let m = &self.members[i];
+            if m.link.index == index && !m.cfg.ignore_ifstate {
+                info!(interface = %m.link.name, up = running, "link state changed");
+                let event = if running {
+                    Event::LinkUp
+                } else {
+                    Event::LinkDown
+                };
+                self.step(i, event, now).await;
+            }
+        }
+    }
+
+    fn targets(&self, target: Target) -> Result<Vec<usize>> {
+        let found: Vec<usize> = (0..self.members.len())
+            .filter(|i| match target {
+                Target::All => true,
+                Target::Vhid(v) => self.members[*i].cfg.vhid == v,
+            })
+            .collect();
+        if let Target::Vhid(v) = target
+            && found.is_empty()
+        {
+            bail!("no group with vhid {v}");
+        }
+        Ok(found)
+    }
+
+    /// A demote or promote request; status is answered by [`Daemon::status`].
+    pub async fn on_request(&mut self, req: Request, now: Instant) -> Reply {
+        let (target, event) = match req {
+            Request::Status => {
+                return Reply::Error {
+                    message: "status is answered by the daemon loop".into(),
+                };
+            }
+            Request::Demote { target } => (target, Event::Demote),
+            Request::Promote { target } => (target, Event::Promote),
+        };
+        let found = match self.targets(target) {
+            Ok(f) => f,
+            Err(e) => {
+                return Reply::Error {
+                    message: e.to_string(),
+                };
+            }
+        };
+        let mut changed = Vec::new();
+        for i in found {
+            info!(group = %self.members[i].label(), ?event, "administrative request");
+            if event == Event::Demote {
+                self.members[i].counters.last_demote_at = Some(SystemTime::now());
+            }
+            self.step(i, event, now).await;
+            changed.push(self.members[i].cfg.vhid);
+        }
+        Reply::Ok { changed }
+    }
+
+    /// ucarp's SIGUSR2: demote every group; a second one promotes them again.
+    pub async fn on_usr2(&mut self, now: Instant) {
+        let target = Target::All;
+        let req = if self.members.iter().all(|m| m.core.election().is_demoted()) {
+            Request::Promote { target }
+        } else {
+            Request::Demote { target }
+        };
+        self.on_request(req, now).await;
+    }
+
+    pub fn status(&self, now: Instant, xdp: Vec<(String, u64)>) -> Status {
+        let unix_us = |t: SystemTime| {
+            t.duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_micros() as u64)
+                .ok()
+        };
+        Status {
+            pid: std::process::id(),
+            groups: self
+                .members
+                .iter()
+                .map(|m| GroupStatus {
+                    interface: m.cfg.interface.clone(),
+                    vhid: m.cfg.vhid,
+                    vips: m.cfg.vips.iter().map(|v| v.to_string()).collect(),
+                    state: m.core.state().name().to_owned(),
+                    since_secs: now
+                        .saturating_duration_since(m.counters.since)
+                        .as_secs_f64(),
+                    master: m.core.election().master().map(|a| a.to_string()),
+                    advbase: m.cfg.advbase,
+                    advskew: m.cfg.advskew,
+                    demoted: m.core.election().is_demoted(),
+                    last_advert_ms: m
+                        .counters
+                        .last_advert
+                        .map(|t| now.saturating_duration_since(t).as_millis() as u64),
+                    transitions: m.counters.transitions,
+                    adverts_sent: m.counters.adverts_sent,
+                    worst_advert_delay_us: m.core.worst_advert_delay().as_micros() as u64,
+                    adverts_received: m.rx.stats().accepted,
+                    rejected: m
+                        .rx
+                        .stats()
+                        .rejections()
+                        .iter()
+                        .filter(|(_, n)| *n > 0)
+                        .map(|(k, v)| (k.to_string(), *v))
+                        .collect(),
+                    last_owned_at_unix_us: m.counters.last_owned_at.and_then(unix_us),
+                    last_own_flip_us: m.counters.last_own_flip.map(|d| d.as_secs_f64() * 1e6),
+                    last_demote_at_unix_us: m.counters.last_demote_at.and_then(unix_us),
+                })
+                .collect(),
+            xdp,
+            unknown_group: self.unknown_group,
+            control: Default::default(),
+        }
+    }
+
+    /// Bows out of every group (the down script runs only with `-z`).
+    pub async fn begin_shutdown(&mut self, now: Instant) {
+        info!(
+            uptime_s = now.saturating_duration_since(self.started).as_secs(),
+            "shutting down: handing over"
+        );
+        for i in 0..self.members.len() {
+            self.step(i, Event::Shutdown, now).await;
+        }
+    }
+
+    /// Whether some group still holds VIPs it bowed out of.
+    pub fn handing_over(&self) -> bool {
+        self.members.iter().any(|m| m.core.is_handing_over())
+    }
+
+    /// Removes the VIP addresses vipd added.
+    pub async fn remove_added(&mut self) {
+        for m in &mut self.members {
+            for v in std::mem::take(&mut m.added) {
+                if let Err(e) = self.fx.remove_address(m.link.index, v).await {
+                    warn!(error = %e, vip = %v, "cannot remove VIP");
+                }
+            }
+        }
     }
 }
 
-/// Runs the daemon until SIGTERM/SIGINT.
-pub async fn run(config: Config, opts: Options) -> Result<()> {
-    if let Some(prio) = opts.rt_priority {
-        match set_realtime(prio) {
-            Ok(()) => info!(priority = prio, "scheduling SCHED_FIFO"),
-            Err(e) => warn!(
-                priority = prio,
-                error = %e,
-                "cannot switch to SCHED_FIFO; advertisements may be late on a busy node"
-            ),
-        }
-    }
+/// Builds the daemon: interfaces, the data plane in its safe start-up order (every VIP "not
+/// owned" and the programs attached before any address is added), then the groups.
+pub async fn build(config: Config, opts: &Options) -> Result<Daemon<Kernel>> {
     let nl = Netlink::new()?;
     let mut dp = Dataplane::load(&opts.bpffs_dir).context("loading the XDP program")?;
-
-    // Interfaces and groups, then the safe start-up order: every VIP "not owned" in the map
-    // and the programs attached before any address is added.
-    let mut ifaces: Vec<Iface> = Vec::new();
-    let mut groups = Vec::new();
-    let mut links = HashMap::new();
+    let mut links: HashMap<String, LinkInfo> = HashMap::new();
     for g in &config.groups {
         if !links.contains_key(&g.interface) {
             let link = nl
@@ -165,27 +301,29 @@ pub async fn run(config: Config, opts: Options) -> Result<()> {
             links.insert(g.interface.clone(), link);
         }
     }
-    let keep_vips: HashSet<(u32, Ipv4Addr)> = config
-        .groups
-        .iter()
-        .flat_map(|g| g.vips.iter().map(|v| (links[&g.interface].index, v.addr)))
-        .collect();
-    let keep_groups: HashSet<(u32, u8)> = config
-        .groups
-        .iter()
-        .map(|g| (links[&g.interface].index, g.vhid))
-        .collect();
+    let index = |name: &str| links[name].index;
     dp.retain(
-        |i, a| keep_vips.contains(&(i, a)),
-        |i, v| keep_groups.contains(&(i, v)),
+        |i, a| {
+            config
+                .groups
+                .iter()
+                .any(|g| index(&g.interface) == i && g.vips.iter().any(|v| v.addr == a))
+        },
+        |i, v| {
+            config
+                .groups
+                .iter()
+                .any(|g| index(&g.interface) == i && g.vhid == v)
+        },
     )?;
     for g in &config.groups {
-        let idx = links[&g.interface].index;
+        let idx = index(&g.interface);
         for v in &g.vips {
-            dp.set_owner(idx, v.addr, 0)?;
+            dp.set_owner(idx, v.addr, vipd_common::VipOwner::NOT_OWNED)?;
         }
-        dp.add_group(idx, g.vhid)?;
+        dp.add_group(idx, g.vhid, g.destination)?;
     }
+    let mut senders = HashMap::new();
     for (name, link) in &links {
         if let Err(e) = addr::harden_arp(name) {
             warn!(interface = %name, error = %e, "cannot set arp_ignore/arp_announce");
@@ -194,15 +332,14 @@ pub async fn run(config: Config, opts: Options) -> Result<()> {
             .attach(name, opts.xdp_mode)
             .with_context(|| format!("attaching to {name}"))?;
         info!(interface = %name, ?mode, "XDP and TC egress programs attached");
-        ifaces.push(Iface {
-            name: name.clone(),
-            index: link.index,
-            sender: LinkSender::new(link.index)
+        senders.insert(
+            link.index,
+            LinkSender::new(link.index)
                 .with_context(|| format!("opening a packet socket on {name}"))?,
-            running: addr::link_running(name),
-        });
+        );
     }
     let now = Instant::now();
+    let mut members = Vec::new();
     for g in config.groups {
         let link = &links[&g.interface];
         let vip_addrs: Vec<Ipv4Addr> = g.vips.iter().map(|v| v.addr).collect();
@@ -227,6 +364,16 @@ pub async fn run(config: Config, opts: Options) -> Result<()> {
             dead_ratio: g.dead_ratio,
             local_addr: src,
         };
+        params
+            .validate()
+            .with_context(|| format!("{}/vhid{}", g.interface, g.vhid))?;
+        let settings = Settings {
+            garp_count: g.garp_count,
+            garp_interval: g.garp_interval,
+            garp_refresh: g.garp_refresh,
+            shutdown_script: g.shutdown_script,
+            move_addresses: g.address_mode == AddressMode::Move,
+        };
         let mut added = Vec::new();
         if g.address_mode == AddressMode::Always {
             for v in &g.vips {
@@ -235,97 +382,130 @@ pub async fn run(config: Config, opts: Options) -> Result<()> {
                 }
             }
         }
-        groups.push(GroupRt {
-            ifindex: link.index,
-            mac: link.mac,
-            src,
-            vip_addrs,
-            election: election::Group::new(params),
-            advert_at: None,
-            master_down_at: None,
-            counter: u64::from(rand_u32()) << 32,
-            ip_id: rand_u32() as u16,
-            since: now,
-            transitions: 0,
-            master: None,
-            last_advert: None,
-            sent: 0,
-            worst_advert_delay: Duration::ZERO,
-            received: 0,
-            rejected: BTreeMap::new(),
-            warned: HashSet::new(),
-            owned: false,
-            release_at: None,
-            garp_left: 0,
-            garp_at: None,
+        let label = format!("{}/vhid{}", g.interface, g.vhid);
+        members.push(Member {
+            link: Link {
+                name: g.interface.clone(),
+                index: link.index,
+                mac: link.mac,
+            },
+            core: group::Group::new(params, settings),
+            rx: Receiver::new(label, g.vhid, src, g.destination, vip_addrs, g.key.clone()),
+            tx: Tx::new(src, random_u64(), random_u64() as u16),
+            counters: Counters::new(now),
             added,
             cfg: g,
         });
     }
-    let by_key = groups
-        .iter()
-        .enumerate()
-        .map(|(i, g)| ((g.ifindex, g.cfg.vhid), i))
-        .collect();
-    let (scripts, scripts_task) = ScriptRunner::start();
-    let ring = dp.take_adverts().context("advertisement ring buffer")?;
+    let running = links.values().map(|l| (l.index, l.running)).collect();
+    let scripts = ScriptRunner::start();
+    let fx = Kernel {
+        dp,
+        nl,
+        senders,
+        scripts,
+    };
+    Ok(Daemon::new(members, running, fx, now))
+}
+
+/// The instance lock of this network namespace: held for the daemon's life, taken before
+/// anything in the kernel is touched.
+pub fn lock_path() -> PathBuf {
+    PathBuf::from(format!(
+        "/run/vipd/netns-{}.lock",
+        crate::dataplane::netns_id()
+    ))
+}
+
+/// Takes the instance lock, or says which daemon holds it.
+fn lock_instance() -> Result<nix::fcntl::Flock<std::fs::File>> {
+    use std::io::{Read, Seek, Write};
+    let path = lock_path();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let mut lock = match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+    {
+        Ok(lock) => lock,
+        Err((mut file, _)) => {
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            bail!(
+                "another vipd (pid {}) already runs in this network namespace ({} is \
+                     locked); one vipd serves every group of a namespace: stop it first, or \
+                     give it all the groups with `vipd run --config`",
+                pid.trim(),
+                path.display()
+            );
+        }
+    };
+    lock.set_len(0)?;
+    lock.rewind()?;
+    write!(lock, "{}", std::process::id())?;
+    Ok(lock)
+}
+
+/// Runs the daemon until SIGTERM/SIGINT.
+pub async fn run(config: Config, opts: Options) -> Result<()> {
+    let _instance = lock_instance()?;
+    if let Some(prio) = opts.rt_priority {
+        match set_realtime(prio) {
+            Ok(()) => info!(priority = prio, "scheduling SCHED_FIFO"),
+            Err(e) => warn!(
+                priority = prio,
+                error = %e,
+                "cannot switch to SCHED_FIFO; advertisements may be late on a busy node"
+            ),
+        }
+    }
+    // Link events are subscribed to before the links are read, so that no change is lost.
+    let mut link_watch = LinkWatch::start()?;
+    let mut d = build(config, &opts).await?;
+    let ring =
+        d.fx.dp
+            .take_adverts()
+            .context("advertisement ring buffer")?;
     // SAFETY: the ring buffer owns its fd and outlives the registration (both live in `ring`).
     let mut ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
         .map_err(|e| anyhow::anyhow!("polling the ring buffer: {e}"))?;
     let listener = control::listen(&opts.control_socket).await?;
-    let mut d = Daemon {
-        groups,
-        by_key,
-        ifaces,
-        dp,
-        nl,
-        scripts,
-        unknown_group: 0,
-        started: Instant::now(),
-    };
-    info!(groups = d.groups.len(), socket = %opts.control_socket.display(), "vipd running");
-
-    for i in 0..d.groups.len() {
-        d.step(i, Event::Start, Instant::now()).await;
-        let running = d.iface(d.groups[i].ifindex).running;
-        if !running && !d.groups[i].cfg.ignore_ifstate {
-            d.step(i, Event::LinkDown, Instant::now()).await;
-        }
-    }
+    let (mut requests, control_stats) = control::serve(listener, control::Limits::default());
+    info!(groups = d.members.len(), socket = %opts.control_socket.display(), "vipd running");
+    d.start(Instant::now()).await;
 
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut usr1 = signal(SignalKind::user_defined1())?;
     let mut usr2 = signal(SignalKind::user_defined2())?;
-    let mut link_poll = tokio::time::interval(LINK_POLL);
-    link_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let deadline = d.next_deadline();
         tokio::select! {
             biased;
-            guard = ring.readable_mut() => d.on_adverts(drain_ready(guard?)).await,
-            _ = sleep_until(deadline) => d.on_deadline(ring.get_mut()).await,
-            _ = link_poll.tick() => d.poll_links().await,
-            conn = listener.accept() => {
-                if let Ok((mut stream, _)) = conn {
-                    let reply = match control::read_request(&mut stream).await {
-                        Ok(req) => d.on_request(req).await,
-                        Err(message) => Reply::Error { message },
-                    };
-                    let _ = control::write_reply(&mut stream, &reply).await;
-                }
+            guard = ring.readable_mut() => on_adverts(&mut d, drain_ready(guard?)).await,
+            _ = sleep_until(deadline) => {
+                // Advertisements the kernel queued before the timer count first, so a late
+                // wake-up never turns into a master-down the ring buffer already disproves.
+                on_adverts(&mut d, drain(ring.get_mut())).await;
+                d.on_timers(Instant::now()).await;
             }
-            _ = usr2.recv() => {
-                // ucarp's SIGUSR2: demote; a second one promotes again.
-                let req = if d.groups.iter().all(|g| g.election.is_demoted()) {
-                    Request::Promote { target: Target::All }
-                } else {
-                    Request::Demote { target: Target::All }
+            Some(ev) = link_watch.next() => d.on_link(ev, Instant::now()).await,
+            Some(p) = requests.recv() => {
+                let reply = match p.request {
+                    Request::Status => Reply::Status(status(&d, &control_stats)),
+                    req => d.on_request(req, Instant::now()).await,
                 };
-                d.on_request(req).await;
+                let _ = p.reply.send(reply);
             }
+            _ = usr2.recv() => d.on_usr2(Instant::now()).await,
             _ = usr1.recv() => {
-                if let Ok(s) = serde_json::to_string(&d.status()) {
+                if let Ok(s) = serde_json::to_string(&status(&d, &control_stats)) {
                     info!(status = %s, "status");
                 }
             }
@@ -334,14 +514,48 @@ pub async fn run(config: Config, opts: Options) -> Result<()> {
         }
     }
 
-    d.shutdown(&mut ring).await;
+    // Bow out, then wait (at most master-down) until peers show they took over.
+    d.begin_shutdown(Instant::now()).await;
+    while d.handing_over() {
+        let deadline = d.next_deadline();
+        tokio::select! {
+            guard = ring.readable_mut() => {
+                let Ok(guard) = guard else { break };
+                on_adverts(&mut d, drain_ready(guard)).await;
+            }
+            _ = sleep_until(deadline) => {
+                on_adverts(&mut d, drain(ring.get_mut())).await;
+                d.on_timers(Instant::now()).await;
+            }
+        }
+    }
+    d.remove_added().await;
     let _ = std::fs::remove_file(&opts.control_socket);
-    let Daemon { scripts, dp, .. } = d;
-    drop(scripts);
-    let _ = tokio::time::timeout(Duration::from_secs(30), scripts_task).await;
+    let Daemon { fx, .. } = d;
+    let Kernel { dp, scripts, .. } = fx;
+    let pending = scripts.close();
+    let _ = tokio::time::timeout(Duration::from_secs(30), pending).await;
     dp.detach_all()?;
     info!("vipd stopped");
     Ok(())
+}
+
+fn status(d: &Daemon<Kernel>, control: &control::ServerStats) -> Status {
+    let xdp =
+        d.fx.dp
+            .counters()
+            .map(|c| c.iter().map(|(n, v)| (n.to_owned(), v)).collect())
+            .unwrap_or_default();
+    let mut s = d.status(Instant::now(), xdp);
+    s.control = control.snapshot();
+    s
+}
+
+async fn on_adverts(d: &mut Daemon<Kernel>, events: Vec<AdvertEvent>) {
+    for ev in events {
+        d.on_advert(ev.ifindex, &ev.packet, instant_of(ev.rx_ns))
+            .await;
+    }
 }
 
 /// Switches the process to SCHED_FIFO at `prio`; children (scripts) start as ordinary
@@ -361,14 +575,23 @@ fn set_realtime(prio: u8) -> std::io::Result<()> {
     }
 }
 
-fn rand_u32() -> u32 {
-    let mut b = [0u8; 4];
-    // SAFETY: getrandom into a buffer we own.
-    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), 4, 0) };
-    if n != 4 {
-        return monotonic_ns() as u32;
+/// A random u64 from the kernel (the advertisement counter starts there).
+fn random_u64() -> u64 {
+    let mut b = [0u8; 8];
+    match getrandom(&mut b) {
+        Ok(()) => u64::from_ne_bytes(b),
+        Err(_) => monotonic_ns(),
     }
-    u32::from_ne_bytes(b)
+}
+
+fn getrandom(buf: &mut [u8]) -> std::io::Result<()> {
+    // SAFETY: getrandom writes at most buf.len() bytes into the buffer we own.
+    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if n == buf.len() as isize {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -378,16 +601,25 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// Takes what the ring buffer holds once epoll reports it readable, and re-arms the wait.
+/// Takes what the ring buffer holds once epoll reports it readable; re-arms the wait once
+/// the ring is empty.
 fn drain_ready(mut guard: AsyncFdReadyMutGuard<'_, RingBuf<MapData>>) -> Vec<AdvertEvent> {
     let events = drain(guard.get_inner_mut());
-    guard.clear_ready();
+    if events.len() < RING_BATCH {
+        guard.clear_ready();
+    }
     events
 }
 
+/// At most this many records per wake-up: the loop then serves timers and requests, and
+/// comes back for the rest.
+const RING_BATCH: usize = 256;
+
 fn drain(ring: &mut RingBuf<MapData>) -> Vec<AdvertEvent> {
     let mut out = Vec::new();
-    while let Some(item) = ring.next() {
+    while out.len() < RING_BATCH
+        && let Some(item) = ring.next()
+    {
         if item.len() >= std::mem::size_of::<AdvertEvent>() {
             // SAFETY: the XDP program writes whole AdvertEvent records.
             out.push(unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<AdvertEvent>()) });
@@ -403,450 +635,132 @@ fn instant_of(rx_ns: u64) -> Instant {
     now.checked_sub(Duration::from_nanos(age)).unwrap_or(now)
 }
 
-impl Daemon {
-    fn iface(&self, index: u32) -> &Iface {
-        self.ifaces
-            .iter()
-            .find(|i| i.index == index)
-            .expect("every group's interface is attached")
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::carp::{Advert, DEFAULT_GROUP, Key, build_ipv4};
+    use crate::effects::{Effect, Recorder};
+    use crate::election::State;
+    use crate::executor::tests::{IFINDEX, member};
+
+    const PEER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+
+    fn daemon(t0: Instant) -> Daemon<Recorder> {
+        let links = HashMap::from([(IFINDEX, true)]);
+        Daemon::new(vec![member(|_| {})], links, Recorder::default(), t0)
     }
 
-    fn next_deadline(&self) -> Option<Instant> {
-        self.groups.iter().filter_map(|g| g.next_deadline()).min()
+    fn advert(src: Ipv4Addr, counter: u64, advbase: u8, advskew: u8) -> Vec<u8> {
+        let vips = [Ipv4Addr::new(10, 0, 0, 100), Ipv4Addr::new(10, 0, 0, 101)];
+        let adv = Advert::signed(1, advbase, advskew, 0, counter, &vips, &Key::new(b"secret"));
+        build_ipv4(src, DEFAULT_GROUP, 1, &adv).to_vec()
     }
 
-    /// Feeds one event to group `i`'s election and carries out the actions.
-    async fn step(&mut self, i: usize, event: Event, now: Instant) {
-        let actions = self.groups[i].election.step(event, now);
-        for a in actions {
-            self.apply(i, a, now, event).await;
-        }
+    fn leases(log: &[Effect]) -> Vec<bool> {
+        log.iter()
+            .filter_map(|e| match e {
+                Effect::Lease { lease, .. } => Some(lease.is_some()),
+                _ => None,
+            })
+            .collect()
     }
 
-    /// Carries out one action of group `i`'s election, taken on `event`.
-    async fn apply(&mut self, i: usize, action: Action, now: Instant, event: Event) {
-        match action {
-            Action::SendAdvert {
-                advbase,
-                advskew,
-                demote,
-            } => self.send_advert(i, advbase, advskew, demote),
-            Action::Arm { timer, after } => {
-                let g = &mut self.groups[i];
-                match timer {
-                    Timer::Advert => g.advert_at = Some(now + after),
-                    Timer::MasterDown => g.master_down_at = Some(now + after),
-                }
-            }
-            Action::Cancel(timer) => {
-                let g = &mut self.groups[i];
-                match timer {
-                    Timer::Advert => g.advert_at = None,
-                    Timer::MasterDown => g.master_down_at = None,
-                }
-            }
-            Action::Transition { from, to, reason } => {
-                let g = &mut self.groups[i];
-                g.transitions += 1;
-                g.since = now;
-                if to == State::Master {
-                    g.master = Some(g.src);
-                } else if g.master == Some(g.src) {
-                    g.master = None;
-                }
-                info!(group = %g.label(), from = from.name(), to = to.name(), %reason, "transition");
-            }
-            Action::BecomeMaster => self.become_master(i, now).await,
-            Action::BecomeBackup => {
-                // Handing over on purpose: keep answering until the peer has taken over.
-                let graceful = matches!(event, Event::Demote | Event::Shutdown);
-                self.become_backup(i, now, graceful).await
-            }
-            Action::RunHook(hook) => {
-                let g = &self.groups[i];
-                let shutting_down = matches!(event, Event::Shutdown);
-                let script = match hook {
-                    Hook::Up => g.cfg.upscript.clone(),
-                    Hook::Down if shutting_down && !g.cfg.shutdown_script => None,
-                    Hook::Down => g.cfg.downscript.clone(),
-                };
-                if let Some(script) = script {
-                    for v in &g.cfg.vips {
-                        let mut args = vec![g.cfg.interface.clone(), v.addr.to_string()];
-                        args.extend(g.cfg.xparam.clone());
-                        self.scripts.queue(ScriptRun {
-                            vhid: g.cfg.vhid,
-                            script: script.clone(),
-                            args,
-                            timeout: g.cfg.script_timeout,
-                        });
-                    }
-                }
-            }
-        }
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_replayed_advertisement_is_counted_and_changes_nothing() {
+        let t0 = Instant::now();
+        let mut d = daemon(t0);
+        d.start(t0).await;
+        d.fx.take();
+        let ms = Duration::from_millis;
+        d.on_advert(IFINDEX, &advert(PEER, 5, 1, 100), t0 + ms(10))
+            .await;
+        let deadline = d.next_deadline();
+        // The master's advertisement, replayed from elsewhere with better timing.
+        let forged = advert(Ipv4Addr::new(10, 0, 0, 66), 5, 0, 1);
+        d.on_advert(IFINDEX, &forged, t0 + ms(20)).await;
+        assert_eq!(d.next_deadline(), deadline, "master-down not re-armed");
+        let s = d.status(t0 + ms(30), Vec::new());
+        let g = &s.groups[0];
+        assert_eq!((g.adverts_received, g.state.as_str()), (1, "BACKUP"));
+        assert_eq!(g.master.as_deref(), Some("10.0.0.2"));
+        assert_eq!(g.rejected, [("replayed".to_string(), 1)]);
+        // An unknown group is counted apart.
+        let mut other = advert(PEER, 6, 1, 100);
+        other[21] = 9;
+        d.on_advert(IFINDEX, &other, t0 + ms(40)).await;
+        assert_eq!(d.status(t0, Vec::new()).unknown_group, 1);
+        assert!(d.fx.take().is_empty());
     }
 
-    fn send_advert(&mut self, i: usize, advbase: u8, advskew: u8, demote: u8) {
-        let g = &mut self.groups[i];
-        g.counter = g.counter.wrapping_add(1);
-        g.ip_id = g.ip_id.wrapping_add(1);
-        let adv = Advert::signed(
-            g.cfg.vhid,
-            advbase,
-            advskew,
-            demote,
-            g.counter,
-            &g.vip_addrs,
-            &g.cfg.key,
-        );
-        let packet = carp::build_ipv4(g.src, g.cfg.destination, g.ip_id, &adv);
-        let frame = garp::ipv4_frame(g.mac, g.cfg.destination, &packet);
-        let bow_out = adv.is_bow_out();
-        let (ifindex, vips, lease) = (g.ifindex, g.vip_addrs.clone(), g.master_down());
-        let renew = g.owned && !bow_out;
-        match self.iface(ifindex).sender.send(&frame) {
-            Ok(()) => self.groups[i].sent += 1,
-            Err(e) => debug!(group = %self.groups[i].label(), error = %e, "advertisement not sent"),
-        }
-        if renew {
-            // The lease outlives one master-down interval: if vipd dies, the node stops
-            // answering ARP about when a peer takes over.
-            let until = monotonic_ns() + lease.as_nanos() as u64;
-            for v in vips {
-                if let Err(e) = self.dp.set_owner(ifindex, v, until) {
-                    warn!(error = %e, "cannot renew VIP lease");
-                }
-            }
-        }
+    #[tokio::test(flavor = "current_thread")]
+    async fn demote_hands_over_until_the_peer_advertises() {
+        let t0 = Instant::now();
+        let mut d = daemon(t0);
+        d.start(t0).await;
+        let t1 = d.next_deadline().unwrap();
+        d.on_timers(t1).await;
+        assert_eq!(d.members[0].core.state(), State::Master);
+        assert_eq!(leases(&d.fx.take())[2..], [true, true]);
+        let reply = d
+            .on_request(
+                Request::Demote {
+                    target: Target::All,
+                },
+                t1,
+            )
+            .await;
+        assert!(matches!(reply, Reply::Ok { ref changed } if changed == &[1]));
+        let log = d.fx.take();
+        // The bow-out leaves first, then the hand-over leases.
+        assert!(matches!(log[0], Effect::Frame { .. }), "{log:?}");
+        assert_eq!(leases(&log), [true, true]);
+        assert!(d.handing_over());
+        let peer_took_over = advert(PEER, 77, 1, 100);
+        d.on_advert(IFINDEX, &peer_took_over, t1 + Duration::from_millis(3))
+            .await;
+        assert_eq!(leases(&d.fx.take()), [false, false]);
+        assert!(!d.handing_over());
+        let s = d.status(t1, Vec::new());
+        assert!(s.groups[0].last_demote_at_unix_us.is_some());
+        assert!(s.groups[0].demoted);
+        // An unknown vhid is refused with a message.
+        let r = d
+            .on_request(
+                Request::Promote {
+                    target: Target::Vhid(9),
+                },
+                t1,
+            )
+            .await;
+        assert!(matches!(r, Reply::Error { .. }));
     }
 
-    async fn become_master(&mut self, i: usize, now: Instant) {
-        let started = Instant::now();
-        let g = &self.groups[i];
-        let (ifindex, vips, lease) = (g.ifindex, g.vip_addrs.clone(), g.master_down());
-        let until = monotonic_ns() + lease.as_nanos() as u64;
-        for v in &vips {
-            if let Err(e) = self.dp.set_owner(ifindex, *v, until) {
-                warn!(error = %e, vip = %v, "cannot set VIP owned");
-            }
-        }
-        let flip = started.elapsed();
-        let g = &mut self.groups[i];
-        g.owned = true;
-        g.release_at = None;
-        info!(group = %g.label(), flip_us = flip.as_secs_f64() * 1e6, "VIPs owned in the XDP map");
-        if g.cfg.address_mode == AddressMode::Move {
-            let to_add = g.cfg.vips.clone();
-            for v in to_add {
-                match self.nl.add(ifindex, v).await {
-                    Ok(true) => self.groups[i].added.push(v),
-                    Ok(false) => {}
-                    Err(e) => warn!(error = %e, "cannot add VIP"),
-                }
-            }
-        }
-        let g = &mut self.groups[i];
-        g.garp_left = g.cfg.garp_count;
-        g.garp_at = Some(now);
-        self.send_garps(i, now);
-    }
-
-    fn send_garps(&mut self, i: usize, now: Instant) {
-        let g = &mut self.groups[i];
-        if g.garp_left == 0 || !g.owned {
-            g.garp_at = None;
-            return;
-        }
-        g.garp_left -= 1;
-        g.garp_at = (g.garp_left > 0).then(|| now + g.cfg.garp_interval);
-        let frames: Vec<Vec<u8>> = g
-            .vip_addrs
-            .iter()
-            .map(|v| garp::garp_frame(g.mac, *v))
-            .collect();
-        let ifindex = g.ifindex;
-        for f in frames {
-            if let Err(e) = self.iface(ifindex).sender.send(&f) {
-                debug!(error = %e, "gratuitous ARP not sent");
-            }
-        }
-    }
-
-    async fn become_backup(&mut self, i: usize, now: Instant, graceful: bool) {
-        let g = &mut self.groups[i];
-        g.owned = false;
-        g.garp_left = 0;
-        g.garp_at = None;
-        if graceful {
-            // Keep answering until a peer's advertisement shows it took over.
-            g.release_at = Some(now + g.master_down());
-            let until = monotonic_ns() + g.master_down().as_nanos() as u64;
-            let (ifindex, vips) = (g.ifindex, g.vip_addrs.clone());
-            for v in vips {
-                let _ = self.dp.set_owner(ifindex, v, until);
-            }
-        } else {
-            self.release(i, "left MASTER").await;
-        }
-    }
-
-    /// Stops answering ARP for the group's VIPs (and removes them in move mode).
-    async fn release(&mut self, i: usize, why: &str) {
-        let started = Instant::now();
-        let g = &mut self.groups[i];
-        g.release_at = None;
-        let (ifindex, vips) = (g.ifindex, g.vip_addrs.clone());
-        for v in &vips {
-            if let Err(e) = self.dp.set_owner(ifindex, *v, 0) {
-                warn!(error = %e, vip = %v, "cannot set VIP not owned");
-            }
-        }
-        let flip = started.elapsed();
-        info!(group = %self.groups[i].label(), reason = why,
-            flip_us = flip.as_secs_f64() * 1e6, "VIPs released in the XDP map");
-        if self.groups[i].cfg.address_mode == AddressMode::Move {
-            let vips = self.groups[i].cfg.vips.clone();
-            for v in vips {
-                if let Err(e) = self.nl.del(ifindex, v).await {
-                    warn!(error = %e, "cannot remove VIP");
-                }
-                self.groups[i].added.retain(|a| *a != v);
-            }
-        }
-    }
-
-    async fn on_adverts(&mut self, events: Vec<AdvertEvent>) {
-        for ev in &events {
-            self.on_advert(ev).await;
-        }
-    }
-
-    /// A timer is due. Advertisements the kernel queued before it count first, so a late
-    /// wake-up never turns into a master-down that the ring buffer already disproves.
-    async fn on_deadline(&mut self, ring: &mut RingBuf<MapData>) {
-        self.on_adverts(drain(ring)).await;
-        self.on_timers(Instant::now()).await;
-    }
-
-    async fn on_advert(&mut self, ev: &AdvertEvent) {
-        let vhid = ev.carp[1];
-        let Some(&i) = self.by_key.get(&(ev.ifindex, vhid)) else {
-            self.unknown_group += 1;
-            return;
+    #[tokio::test(flavor = "current_thread")]
+    async fn link_events_reach_the_election_at_once() {
+        let t0 = Instant::now();
+        let mut d = daemon(t0);
+        d.start(t0).await;
+        d.on_timers(d.next_deadline().unwrap()).await;
+        d.fx.take();
+        let down = LinkEvent::Changed {
+            index: IFINDEX,
+            running: false,
         };
-        let src = Ipv4Addr::from(ev.src.to_ne_bytes());
-        let dst = Ipv4Addr::from(ev.dst.to_ne_bytes());
-        let g = &mut self.groups[i];
-        if src == g.src {
-            return;
-        }
-        if dst != g.cfg.destination {
-            g.reject(src, "bad_destination");
-            return;
-        }
-        let adv = match Advert::parse(&ev.carp) {
-            Ok(a) => a,
-            Err(e) => {
-                g.reject(src, carp_error_name(&e));
-                return;
-            }
-        };
-        if let Err(e) = adv.verify(&g.vip_addrs, &g.cfg.key) {
-            g.reject(src, carp_error_name(&e));
-            return;
-        }
-        let at = instant_of(ev.rx_ns);
-        g.received += 1;
-        g.last_advert = Some(at);
-        if !adv.is_bow_out() && g.election.state() != State::Master {
-            g.master = Some(src);
-        }
-        let event = Event::Advert {
-            src,
-            advbase: adv.advbase,
-            advskew: adv.advskew,
-            demote: adv.demote,
-        };
-        self.step(i, event, at).await;
-        let g = &self.groups[i];
-        if g.release_at.is_some() && !adv.is_bow_out() && g.election.state() != State::Master {
-            self.release(i, &format!("{src} took over")).await;
-        }
-    }
-
-    async fn on_timers(&mut self, now: Instant) {
-        for i in 0..self.groups.len() {
-            let due = |t: Option<Instant>| t.is_some_and(|t| t <= now);
-            if due(self.groups[i].master_down_at) {
-                self.groups[i].master_down_at = None;
-                self.log_master_down(i, now);
-                self.step(i, Event::MasterDownTimer, now).await;
-            }
-            if let Some(at) = self.groups[i].advert_at.filter(|t| *t <= now) {
-                let g = &mut self.groups[i];
-                g.advert_at = None;
-                g.worst_advert_delay = g.worst_advert_delay.max(now - at);
-                self.step(i, Event::AdvertTimer, now).await;
-            }
-            if due(self.groups[i].garp_at) {
-                self.send_garps(i, now);
-            }
-            if due(self.groups[i].release_at) {
-                self.release(i, "no peer took over within master-down")
-                    .await;
-            }
-        }
-    }
-
-    /// What was last heard of the master when master-down fires: the daemon's last
-    /// accepted advertisement, and the XDP program's last sighting of the group.
-    fn log_master_down(&self, i: usize, now: Instant) {
-        let g = &self.groups[i];
-        let ms = |t: Instant| now.saturating_duration_since(t).as_secs_f64() * 1e3;
-        let kernel = self
-            .dp
-            .group_seen(g.ifindex, g.cfg.vhid)
-            .filter(|s| s.count > 0);
-        info!(
-            group = %g.label(),
-            last_accepted_ms = g.last_advert.map(ms),
-            kernel_last_seen_ms = kernel.map(|s| ms(instant_of(s.last_seen_ns))),
-            kernel_last_src = ?kernel.map(|s| Ipv4Addr::from(s.last_src.to_ne_bytes())),
-            "master-down expired"
-        );
-    }
-
-    async fn poll_links(&mut self) {
-        for k in 0..self.ifaces.len() {
-            let running = addr::link_running(&self.ifaces[k].name);
-            if running == self.ifaces[k].running {
-                continue;
-            }
-            self.ifaces[k].running = running;
-            let index = self.ifaces[k].index;
-            info!(interface = %self.ifaces[k].name, up = running, "link state changed");
-            for i in 0..self.groups.len() {
-                if self.groups[i].ifindex == index && !self.groups[i].cfg.ignore_ifstate {
-                    let ev = if running {
-                        Event::LinkUp
-                    } else {
-                        Event::LinkDown
-                    };
-                    self.step(i, ev, Instant::now()).await;
-                }
-            }
-        }
-    }
-
-    fn targets(&self, target: Target) -> Result<Vec<usize>> {
-        match target {
-            Target::All => Ok((0..self.groups.len()).collect()),
-            Target::Vhid(v) => {
-                let found: Vec<usize> = (0..self.groups.len())
-                    .filter(|i| self.groups[*i].cfg.vhid == v)
-                    .collect();
-                if found.is_empty() {
-                    bail!("no group with vhid {v}");
-                }
-                Ok(found)
-            }
-        }
-    }
-
-    async fn on_request(&mut self, req: Request) -> Reply {
-        let (target, event) = match req {
-            Request::Status => return Reply::Status(self.status()),
-            Request::Demote { target } => (target, Event::Demote),
-            Request::Promote { target } => (target, Event::Promote),
-        };
-        let found = match self.targets(target) {
-            Ok(f) => f,
-            Err(e) => {
-                return Reply::Error {
-                    message: e.to_string(),
-                };
-            }
-        };
-        let mut changed = Vec::new();
-        for i in found {
-            info!(group = %self.groups[i].label(), ?event, "administrative request");
-            self.step(i, event, Instant::now()).await;
-            changed.push(self.groups[i].cfg.vhid);
-        }
-        Reply::Ok { changed }
-    }
-
-    fn status(&self) -> Status {
-        let now = Instant::now();
-        Status {
-            pid: std::process::id(),
-            groups: self
-                .groups
-                .iter()
-                .map(|g| GroupStatus {
-                    interface: g.cfg.interface.clone(),
-                    vhid: g.cfg.vhid,
-                    vips: g.cfg.vips.iter().map(|v| v.to_string()).collect(),
-                    state: g.election.state().name().to_owned(),
-                    since_secs: now.duration_since(g.since).as_secs_f64(),
-                    master: g.master.map(|m| m.to_string()),
-                    advbase: g.cfg.advbase,
-                    advskew: g.cfg.advskew,
-                    demoted: g.election.is_demoted(),
-                    last_advert_ms: g
-                        .last_advert
-                        .map(|t| now.saturating_duration_since(t).as_millis() as u64),
-                    transitions: g.transitions,
-                    adverts_sent: g.sent,
-                    worst_advert_delay_us: g.worst_advert_delay.as_micros() as u64,
-                    adverts_received: g.received,
-                    rejected: g
-                        .rejected
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), *v))
-                        .collect(),
-                })
-                .collect(),
-            xdp: self
-                .dp
-                .counters()
-                .map(|c| c.iter().map(|(n, v)| (n.to_owned(), v)).collect())
-                .unwrap_or_default(),
-            unknown_group: self.unknown_group,
-        }
-    }
-
-    /// Graceful exit: bow out of every group, wait (at most master-down) until peers show
-    /// they took over, then remove the addresses vipd added.
-    async fn shutdown(&mut self, ring: &mut AsyncFd<RingBuf<MapData>>) {
-        info!(
-            uptime_s = self.started.elapsed().as_secs(),
-            "shutting down: handing over"
-        );
-        for i in 0..self.groups.len() {
-            self.step(i, Event::Shutdown, Instant::now()).await;
-        }
-        while let Some(deadline) = self.groups.iter().filter_map(|g| g.release_at).max() {
-            tokio::select! {
-                guard = ring.readable_mut() => {
-                    let Ok(guard) = guard else { break };
-                    self.on_adverts(drain_ready(guard)).await;
-                }
-                _ = tokio::time::sleep_until(deadline.into()) => {
-                    self.on_deadline(ring.get_mut()).await;
-                }
-            }
-        }
-        for i in 0..self.groups.len() {
-            let (ifindex, added) = (
-                self.groups[i].ifindex,
-                std::mem::take(&mut self.groups[i].added),
-            );
-            for v in added {
-                if let Err(e) = self.nl.del(ifindex, v).await {
-                    warn!(error = %e, vip = %v, "cannot remove VIP");
-                }
-            }
-        }
+        d.on_link(down.clone(), t0).await;
+        assert_eq!(d.members[0].core.state(), State::Init);
+        assert_eq!(leases(&d.fx.take()), [false, false]);
+        // The same state again, or another interface: nothing.
+        d.on_link(down, t0).await;
+        d.on_link(LinkEvent::Removed { index: 99 }, t0).await;
+        assert!(d.fx.take().is_empty());
+        d.on_link(
+            LinkEvent::Changed {
+                index: IFINDEX,
+                running: true,
+            },
+            t0,
+        )
+        .await;
+        assert_eq!(d.members[0].core.state(), State::Backup);
     }
 }

@@ -349,15 +349,14 @@ impl Dataplane {
         Ok(())
     }
 
-    /// Sets the ownership lease of `vip` on `ifindex`: owned until `lease_until_ns`
-    /// (CLOCK_MONOTONIC), or not owned with 0.
-    pub fn set_owner(&mut self, ifindex: u32, vip: Ipv4Addr, lease_until_ns: u64) -> Result<()> {
+    /// Writes the ownership lease of `vip` on `ifindex`.
+    pub fn set_owner(&mut self, ifindex: u32, vip: Ipv4Addr, owner: VipOwner) -> Result<()> {
         let key = VipKey {
             ifindex,
             addr: u32::from_ne_bytes(vip.octets()),
         };
         self.vip_owner
-            .insert(key, VipOwner { lease_until_ns }, 0)
+            .insert(key, owner, 0)
             .map_err(map_err(format!("setting the owner of {vip}")))
     }
 
@@ -402,17 +401,24 @@ impl Dataplane {
         Ok(())
     }
 
-    /// Registers CARP group `vhid` on `ifindex`: its advertisements now reach the daemon.
-    pub fn add_group(&mut self, ifindex: u32, vhid: u8) -> Result<()> {
+    /// Registers CARP group `vhid` on `ifindex` with its advertisement destination: its
+    /// advertisements now reach the daemon. What the program saw of it before is kept.
+    pub fn add_group(&mut self, ifindex: u32, vhid: u8, dst: Ipv4Addr) -> Result<()> {
         let key = VhidKey {
             ifindex,
             vhid: vhid as u32,
         };
-        if self.vhids.get(&key, 0).is_ok() {
-            return Ok(());
-        }
+        let dst = u32::from_ne_bytes(dst.octets());
+        let seen = match self.vhids.get(&key, 0) {
+            Ok(seen) if seen.dst == dst => return Ok(()),
+            Ok(seen) => VhidSeen { dst, ..seen },
+            Err(_) => VhidSeen {
+                dst,
+                ..VhidSeen::default()
+            },
+        };
         self.vhids
-            .insert(key, VhidSeen::default(), 0)
+            .insert(key, seen, 0)
             .map_err(map_err(format!("registering vhid {vhid}")))
     }
 

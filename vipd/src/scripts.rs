@@ -16,21 +16,26 @@ pub struct ScriptRun {
 }
 
 /// Queue of script runs, executed in order.
-#[derive(Clone)]
 pub struct ScriptRunner {
     tx: mpsc::UnboundedSender<ScriptRun>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl ScriptRunner {
     /// Starts the runner task on the current runtime.
-    pub fn start() -> (ScriptRunner, tokio::task::JoinHandle<()>) {
+    pub fn start() -> ScriptRunner {
         let (tx, mut rx) = mpsc::unbounded_channel::<ScriptRun>();
         let task = tokio::spawn(async move {
             while let Some(run) = rx.recv().await {
                 execute(run).await;
             }
         });
-        (ScriptRunner { tx }, task)
+        ScriptRunner { tx, task }
+    }
+
+    /// Stops taking runs; the returned task ends once the queued ones have run.
+    pub fn close(self) -> tokio::task::JoinHandle<()> {
+        self.task
     }
 
     pub fn queue(&self, run: ScriptRun) {

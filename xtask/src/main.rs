@@ -164,6 +164,29 @@ fn ensure_rust_src() -> Result<()> {
     run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))
 }
 
+/// rustfmt and clippy for nightly, which lints the eBPF crate.
+fn ensure_nightly_lints() -> Result<()> {
+    let works = |tool: &str| {
+        cargo("nightly")
+            .args([tool, "--version"])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    };
+    if works("fmt") && works("clippy") {
+        return Ok(());
+    }
+    step("installing nightly's rustfmt and clippy");
+    run(Command::new("rustup").args([
+        "component",
+        "add",
+        "rustfmt",
+        "clippy",
+        "--toolchain",
+        "nightly",
+    ]))
+}
+
 fn bpf_linker_works() -> bool {
     Command::new("bpf-linker")
         .arg("--version")
@@ -255,6 +278,26 @@ fn test(filter: &[String]) -> Result<()> {
     build_ebpf()?;
     step("cargo fmt --check");
     run(cargo("stable").args(["fmt", "--all", "--check"]))?;
+    step("vipd-ebpf: cargo fmt --check and clippy -D warnings (nightly, bpfel-unknown-none)");
+    ensure_nightly_lints()?;
+    let root = workspace_root();
+    run(cargo("nightly")
+        .current_dir(root.join("vipd-ebpf"))
+        .args(["fmt", "--check"]))?;
+    run(cargo("nightly")
+        .current_dir(root.join("vipd-ebpf"))
+        .args([
+            "clippy",
+            "--release",
+            "--target",
+            "bpfel-unknown-none",
+            "-Z",
+            "build-std=core",
+            "--",
+            "-D",
+            "warnings",
+        ])
+        .env("CARGO_TARGET_DIR", root.join("target/ebpf")))?;
     step("cargo clippy --workspace --all-targets -- -D warnings");
     run(cargo("stable").args([
         "clippy",

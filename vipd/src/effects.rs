@@ -1,0 +1,209 @@
+//! The one boundary between vipd's decisions and the kernel: ownership leases in the XDP
+//! map, frames out, VIP addresses, scripts. [`Kernel`] is the real implementation;
+//! [`Recorder`] writes down what would have happened, so that the executor and the daemon's
+//! event handling are tested without root.
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::time::Instant;
+
+use crate::addr::{AddrError, Netlink};
+use crate::config::Vip;
+use crate::dataplane::{Dataplane, DataplaneError, monotonic_ns};
+use crate::garp::LinkSender;
+use crate::group::Lease;
+use crate::scripts::{ScriptRun, ScriptRunner};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EffectError {
+    #[error(transparent)]
+    Dataplane(#[from] DataplaneError),
+    #[error(transparent)]
+    Address(#[from] AddrError),
+    #[error("sending on ifindex {ifindex}: {source}")]
+    Send {
+        ifindex: u32,
+        source: std::io::Error,
+    },
+}
+
+/// What the daemon does to the outside world. Each call is one side effect.
+// The daemon runs on one thread: the futures need not be Send.
+#[allow(async_fn_in_trait)]
+pub trait Effects {
+    /// Writes the ownership lease of `vip` (of group `vhid`) on `ifindex`; `None`: not owned.
+    fn write_lease(
+        &mut self,
+        ifindex: u32,
+        vhid: u8,
+        vip: Ipv4Addr,
+        lease: Option<Lease>,
+    ) -> Result<(), EffectError>;
+    /// Sends one Ethernet frame on `ifindex`.
+    fn send_frame(&mut self, ifindex: u32, frame: &[u8]) -> Result<(), EffectError>;
+    /// Adds `vip` to `ifindex`; `true` when vipd created it.
+    async fn add_address(&mut self, ifindex: u32, vip: Vip) -> Result<bool, EffectError>;
+    /// Removes `vip` from `ifindex` (absent counts as removed).
+    async fn remove_address(&mut self, ifindex: u32, vip: Vip) -> Result<(), EffectError>;
+    /// Queues a script run.
+    fn run_script(&mut self, run: ScriptRun);
+}
+
+/// The real side effects: BPF maps, packet sockets, rtnetlink, the script runner.
+pub struct Kernel {
+    pub dp: Dataplane,
+    pub nl: Netlink,
+    pub senders: HashMap<u32, LinkSender>,
+    pub scripts: ScriptRunner,
+}
+
+/// CLOCK_MONOTONIC nanoseconds of `t` (`Instant` is CLOCK_MONOTONIC on Linux).
+fn monotonic_ns_of(t: Instant) -> u64 {
+    let (now, now_ns) = (Instant::now(), monotonic_ns());
+    if t >= now {
+        now_ns + (t - now).as_nanos() as u64
+    } else {
+        now_ns.saturating_sub((now - t).as_nanos() as u64)
+    }
+}
+
+impl Effects for Kernel {
+    fn write_lease(
+        &mut self,
+        ifindex: u32,
+        vhid: u8,
+        vip: Ipv4Addr,
+        lease: Option<Lease>,
+    ) -> Result<(), EffectError> {
+        let owner = match lease {
+            None => vipd_common::VipOwner::NOT_OWNED,
+            Some(l) => vipd_common::VipOwner {
+                renewed_ns: monotonic_ns_of(l.renewed),
+                firm_until_ns: monotonic_ns_of(l.firm_until),
+                grace_until_ns: monotonic_ns_of(l.grace_until),
+                vhid: u32::from(vhid),
+                _pad: 0,
+            },
+        };
+        Ok(self.dp.set_owner(ifindex, vip, owner)?)
+    }
+
+    fn send_frame(&mut self, ifindex: u32, frame: &[u8]) -> Result<(), EffectError> {
+        let sender = self.senders.get(&ifindex).ok_or(EffectError::Send {
+            ifindex,
+            source: std::io::Error::other("no packet socket on this interface"),
+        })?;
+        sender
+            .send(frame)
+            .map_err(|source| EffectError::Send { ifindex, source })
+    }
+
+    async fn add_address(&mut self, ifindex: u32, vip: Vip) -> Result<bool, EffectError> {
+        Ok(self.nl.add(ifindex, vip).await?)
+    }
+
+    async fn remove_address(&mut self, ifindex: u32, vip: Vip) -> Result<(), EffectError> {
+        Ok(self.nl.del(ifindex, vip).await?)
+    }
+
+    fn run_script(&mut self, run: ScriptRun) {
+        self.scripts.queue(run);
+    }
+}
+
+/// One recorded side effect.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    Lease {
+        ifindex: u32,
+        vhid: u8,
+        vip: Ipv4Addr,
+        lease: Option<Lease>,
+    },
+    Frame {
+        ifindex: u32,
+        frame: Vec<u8>,
+    },
+    AddAddress {
+        ifindex: u32,
+        vip: Vip,
+    },
+    RemoveAddress {
+        ifindex: u32,
+        vip: Vip,
+    },
+    Script {
+        script: std::path::PathBuf,
+        args: Vec<String>,
+    },
+}
+
+/// Records every side effect in order and carries none out. Addresses already present
+/// (`present`) make `add_address` report that vipd did not create them.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    pub log: Vec<Effect>,
+    pub present: Vec<(u32, Ipv4Addr)>,
+    /// Makes `send_frame` fail, as a link without carrier does.
+    pub fail_sends: bool,
+}
+
+impl Recorder {
+    /// The recorded effects, emptying the log.
+    pub fn take(&mut self) -> Vec<Effect> {
+        std::mem::take(&mut self.log)
+    }
+}
+
+impl Effects for Recorder {
+    fn write_lease(
+        &mut self,
+        ifindex: u32,
+        vhid: u8,
+        vip: Ipv4Addr,
+        lease: Option<Lease>,
+    ) -> Result<(), EffectError> {
+        self.log.push(Effect::Lease {
+            ifindex,
+            vhid,
+            vip,
+            lease,
+        });
+        Ok(())
+    }
+
+    fn send_frame(&mut self, ifindex: u32, frame: &[u8]) -> Result<(), EffectError> {
+        if self.fail_sends {
+            return Err(EffectError::Send {
+                ifindex,
+                source: std::io::Error::from_raw_os_error(libc::ENETDOWN),
+            });
+        }
+        self.log.push(Effect::Frame {
+            ifindex,
+            frame: frame.to_vec(),
+        });
+        Ok(())
+    }
+
+    async fn add_address(&mut self, ifindex: u32, vip: Vip) -> Result<bool, EffectError> {
+        self.log.push(Effect::AddAddress { ifindex, vip });
+        let created = !self.present.contains(&(ifindex, vip.addr));
+        if created {
+            self.present.push((ifindex, vip.addr));
+        }
+        Ok(created)
+    }
+
+    async fn remove_address(&mut self, ifindex: u32, vip: Vip) -> Result<(), EffectError> {
+        self.log.push(Effect::RemoveAddress { ifindex, vip });
+        self.present.retain(|p| *p != (ifindex, vip.addr));
+        Ok(())
+    }
+
+    fn run_script(&mut self, run: ScriptRun) {
+        self.log.push(Effect::Script {
+            script: run.script,
+            args: run.args,
+        });
+    }
+}

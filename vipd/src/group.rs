@@ -1,0 +1,691 @@
+//! One CARP group's whole protocol, pure: the election, its timers, and what the node does
+//! about the VIPs (ownership leases, graceful hand-over, gratuitous ARP, scripts).
+//!
+//! Events and the current instant go in, [`Command`]s come out; nothing here reads a clock
+//! or touches the kernel, so every rule that decides who answers ARP for a VIP has a
+//! virtual-clock test. The daemon carries the commands out through its executor.
+//!
+//! Ownership rules:
+//! - A MASTER owns its VIPs with a lease written into the XDP map: firm until master-down
+//!   after the last advertisement sent, then a grace of one more master-down during which
+//!   the kernel keeps answering only while no other node has advertised the group. A late
+//!   timer therefore never leaves a hole, and a dead vipd stops claiming as soon as a peer
+//!   that took over advertises (peers take over one master-down after the last
+//!   advertisement they heard).
+//! - The lease is renewed with every regular advertisement.
+//! - A bow-out (demotion, shutdown) hands over gracefully: the VIPs stay answered until a
+//!   peer advertises, in the kernel at once and here on the advertisement, or until
+//!   master-down has passed. Losing the election to a better master releases at once.
+//! - Gratuitous ARP: a burst of `garp_count` on taking over, one every `garp_interval`;
+//!   optionally repeated every `garp_refresh` while MASTER; a burst again when another node
+//!   claims the group and loses to us (after our advertisement that makes it step down).
+//! - The down script does not run at shutdown unless asked (ucarp's `-z`).
+use std::time::{Duration, Instant};
+
+use crate::election::{self, Action, Event, Hook, Params, Reason, State, Timer};
+
+/// What the group needs beyond the election's parameters.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub garp_count: u32,
+    pub garp_interval: Duration,
+    /// Announce the VIPs again this often while MASTER (`None`: only on taking over).
+    pub garp_refresh: Option<Duration>,
+    /// Run the down script when the group stops (ucarp's `-z`).
+    pub shutdown_script: bool,
+    /// Add the VIP addresses on taking over and remove them on letting go (ucarp's way),
+    /// instead of keeping them configured and deciding ownership in XDP only.
+    pub move_addresses: bool,
+}
+
+/// An ownership lease as the XDP program reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lease {
+    /// When this lease was written: a peer's advertisement after it ends the grace.
+    pub renewed: Instant,
+    /// Owned unconditionally until then.
+    pub firm_until: Instant,
+    /// Then owned until this instant as long as no other node has advertised the group
+    /// since `renewed`.
+    pub grace_until: Instant,
+}
+
+/// What the daemon must do, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Send one advertisement with these fields (255/255 is a bow-out).
+    SendAdvert {
+        advbase: u8,
+        advskew: u8,
+        demote: u8,
+    },
+    /// Take the VIPs: write this lease for every VIP of the group.
+    Take(Lease),
+    /// Renew the lease of every VIP.
+    Renew(Lease),
+    /// Bowed out: write this lease, which holds only until a peer advertises.
+    HandOver(Lease),
+    /// Mark every VIP of the group not owned.
+    Release,
+    /// One gratuitous ARP for every VIP.
+    Garp,
+    /// Add the VIP addresses (address mode "move").
+    AddAddresses,
+    /// Remove the VIP addresses vipd added (address mode "move").
+    RemoveAddresses,
+    /// Run the user's script.
+    Script(Hook),
+    /// The state changed.
+    Transition {
+        from: State,
+        to: State,
+        reason: Reason,
+    },
+}
+
+/// Where the node stands with the VIPs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ownership {
+    Released,
+    Owned {
+        lease: Lease,
+    },
+    /// Bowed out: answering until a peer takes over, or until `until`.
+    HandingOver {
+        until: Instant,
+    },
+}
+
+/// The group's deadlines; arming one replaces its previous value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Timers {
+    advert: Option<Instant>,
+    master_down: Option<Instant>,
+    garp: Option<Instant>,
+    garp_refresh: Option<Instant>,
+    release: Option<Instant>,
+}
+
+impl Timers {
+    fn next(&self) -> Option<Instant> {
+        [
+            self.advert,
+            self.master_down,
+            self.garp,
+            self.garp_refresh,
+            self.release,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+}
+
+/// One group: election, timers and ownership.
+#[derive(Clone, Debug)]
+pub struct Group {
+    election: election::Group,
+    settings: Settings,
+    timers: Timers,
+    ownership: Ownership,
+    garps_left: u32,
+    /// Longest an advertisement left after its due time (how close the node came to a
+    /// false failover: the peer's margin is master-down − interval).
+    worst_advert_delay: Duration,
+}
+
+impl Group {
+    pub fn new(params: Params, settings: Settings) -> Group {
+        Group {
+            election: election::Group::new(params),
+            settings,
+            timers: Timers::default(),
+            ownership: Ownership::Released,
+            garps_left: 0,
+            worst_advert_delay: Duration::ZERO,
+        }
+    }
+
+    pub fn election(&self) -> &election::Group {
+        &self.election
+    }
+
+    pub fn state(&self) -> State {
+        self.election.state()
+    }
+
+    pub fn params(&self) -> &Params {
+        self.election.params()
+    }
+
+    pub fn ownership(&self) -> Ownership {
+        self.ownership
+    }
+
+    /// Still answering for VIPs it bowed out of.
+    pub fn is_handing_over(&self) -> bool {
+        matches!(self.ownership, Ownership::HandingOver { .. })
+    }
+
+    pub fn worst_advert_delay(&self) -> Duration {
+        self.worst_advert_delay
+    }
+
+    /// The next instant at which [`Group::tick`] has work.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.timers.next()
+    }
+
+    /// Feeds one event that happened at `now`.
+    pub fn step(&mut self, event: Event, now: Instant) -> Vec<Command> {
+        let mut out = Vec::new();
+        self.feed(event, now, &mut out);
+        if let Event::Advert {
+            src,
+            advbase,
+            advskew,
+            ..
+        } = event
+        {
+            let bow_out = advbase == crate::carp::BOW_OUT && advskew == crate::carp::BOW_OUT;
+            let from_peer = src != self.params().local_addr;
+            if from_peer && !bow_out && self.is_handing_over() && self.state() != State::Master {
+                self.release(&mut out);
+            }
+        }
+        out
+    }
+
+    /// Fires every timer due at `now`.
+    pub fn tick(&mut self, now: Instant) -> Vec<Command> {
+        let mut out = Vec::new();
+        let due = |t: Option<Instant>| t.is_some_and(|t| t <= now);
+        if due(self.timers.master_down) {
+            self.timers.master_down = None;
+            self.feed(Event::MasterDownTimer, now, &mut out);
+        }
+        if let Some(at) = self.timers.advert.filter(|t| *t <= now) {
+            self.timers.advert = None;
+            self.worst_advert_delay = self.worst_advert_delay.max(now - at);
+            self.feed(Event::AdvertTimer, now, &mut out);
+        }
+        if due(self.timers.garp) {
+            self.send_garp(now, &mut out);
+        }
+        if due(self.timers.garp_refresh) {
+            self.timers.garp_refresh = self.settings.garp_refresh.map(|r| now + r);
+            out.push(Command::Garp);
+        }
+        if due(self.timers.release) {
+            self.release(&mut out);
+        }
+        out
+    }
+
+    fn feed(&mut self, event: Event, now: Instant, out: &mut Vec<Command>) {
+        for action in self.election.step(event) {
+            self.apply(action, event, now, out);
+        }
+    }
+
+    fn apply(&mut self, action: Action, event: Event, now: Instant, out: &mut Vec<Command>) {
+        match action {
+            Action::SendAdvert {
+                advbase,
+                advskew,
+                demote,
+            } => {
+                out.push(Command::SendAdvert {
+                    advbase,
+                    advskew,
+                    demote,
+                });
+                let bow_out = advbase == crate::carp::BOW_OUT && advskew == crate::carp::BOW_OUT;
+                let renews = !bow_out && self.state() == State::Master;
+                if renews && matches!(self.ownership, Ownership::Owned { .. }) {
+                    let lease = self.lease(now);
+                    if self.ownership != (Ownership::Owned { lease }) {
+                        self.ownership = Ownership::Owned { lease };
+                        out.push(Command::Renew(lease));
+                    }
+                }
+            }
+            Action::Arm { timer, after } => *self.timer(timer) = Some(now + after),
+            Action::Cancel(timer) => *self.timer(timer) = None,
+            Action::Transition { from, to, reason } => {
+                out.push(Command::Transition { from, to, reason });
+            }
+            Action::BecomeMaster => {
+                self.timers.release = None;
+                let lease = self.lease(now);
+                self.ownership = Ownership::Owned { lease };
+                out.push(Command::Take(lease));
+                if self.settings.move_addresses {
+                    out.push(Command::AddAddresses);
+                }
+                self.garps_left = self.settings.garp_count;
+                self.send_garp(now, out);
+                self.timers.garp_refresh = self.settings.garp_refresh.map(|r| now + r);
+            }
+            Action::Reannounce => {
+                self.garps_left = self.settings.garp_count;
+                self.send_garp(now, out);
+            }
+            Action::BecomeBackup { bowed_out } => {
+                self.stop_garps();
+                if bowed_out && matches!(self.ownership, Ownership::Owned { .. }) {
+                    let until = now + self.params().master_down();
+                    self.ownership = Ownership::HandingOver { until };
+                    self.timers.release = Some(until);
+                    out.push(Command::HandOver(Lease {
+                        renewed: now,
+                        firm_until: now,
+                        grace_until: until,
+                    }));
+                } else {
+                    self.release(out);
+                }
+            }
+            Action::RunHook(hook) => {
+                let stopping = matches!(event, Event::Shutdown);
+                if !(hook == Hook::Down && stopping && !self.settings.shutdown_script) {
+                    out.push(Command::Script(hook));
+                }
+            }
+        }
+    }
+
+    fn timer(&mut self, timer: Timer) -> &mut Option<Instant> {
+        match timer {
+            Timer::Advert => &mut self.timers.advert,
+            Timer::MasterDown => &mut self.timers.master_down,
+        }
+    }
+
+    /// A MASTER's lease from `now`: firm for master-down, then a grace of master-down.
+    fn lease(&self, now: Instant) -> Lease {
+        let md = self.params().master_down();
+        Lease {
+            renewed: now,
+            firm_until: now + md,
+            grace_until: now + md + md,
+        }
+    }
+
+    fn release(&mut self, out: &mut Vec<Command>) {
+        self.timers.release = None;
+        self.stop_garps();
+        self.ownership = Ownership::Released;
+        out.push(Command::Release);
+        if self.settings.move_addresses {
+            out.push(Command::RemoveAddresses);
+        }
+    }
+
+    fn send_garp(&mut self, now: Instant, out: &mut Vec<Command>) {
+        if self.garps_left == 0 || !matches!(self.ownership, Ownership::Owned { .. }) {
+            self.timers.garp = None;
+            return;
+        }
+        self.garps_left -= 1;
+        self.timers.garp = (self.garps_left > 0).then(|| now + self.settings.garp_interval);
+        out.push(Command::Garp);
+    }
+
+    fn stop_garps(&mut self) {
+        self.garps_left = 0;
+        self.timers.garp = None;
+        self.timers.garp_refresh = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn params(n: u8, advbase: u8, advskew: u8) -> Params {
+        Params {
+            vhid: 1,
+            advbase,
+            advskew,
+            preempt: false,
+            neutral: false,
+            dead_ratio: 3,
+            local_addr: Ipv4Addr::new(10, 0, 0, n),
+        }
+    }
+
+    fn settings() -> Settings {
+        Settings {
+            garp_count: 3,
+            garp_interval: Duration::from_millis(200),
+            garp_refresh: None,
+            shutdown_script: false,
+            move_addresses: false,
+        }
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn advert_from(n: u8, advbase: u8, advskew: u8) -> Event {
+        Event::Advert {
+            src: Ipv4Addr::new(10, 0, 0, n),
+            advbase,
+            advskew,
+            demote: 0,
+        }
+    }
+
+    /// A group started at `t0` and MASTER after its master-down, with the commands of
+    /// the take-over.
+    fn master(p: Params, s: Settings, t0: Instant) -> (Group, Instant, Vec<Command>) {
+        let mut g = Group::new(p, s);
+        g.step(Event::Start, t0);
+        let t = g.next_deadline().unwrap();
+        let out = g.tick(t);
+        assert_eq!(g.state(), State::Master);
+        (g, t, out)
+    }
+
+    fn leases(out: &[Command]) -> Vec<Lease> {
+        out.iter()
+            .filter_map(|c| match c {
+                Command::Take(l) | Command::Renew(l) | Command::HandOver(l) => Some(*l),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn taking_over_owns_then_announces_then_renews_with_every_advertisement() {
+        let t0 = Instant::now();
+        let (mut g, t, out) = master(params(1, 1, 0), settings(), t0);
+        assert_eq!(t, t0 + Duration::from_secs(3));
+        let md = Duration::from_secs(3);
+        let lease = Lease {
+            renewed: t,
+            firm_until: t + md,
+            grace_until: t + md + md,
+        };
+        assert_eq!(
+            out,
+            [
+                Command::Transition {
+                    from: State::Backup,
+                    to: State::Master,
+                    reason: Reason::MasterDownExpired
+                },
+                Command::Take(lease),
+                Command::Garp,
+                Command::Script(Hook::Up),
+                Command::SendAdvert {
+                    advbase: 1,
+                    advskew: 0,
+                    demote: 0
+                },
+            ],
+            "one lease write on taking over: the first advertisement does not renew it again"
+        );
+        // The burst: two more gratuitous ARPs, 200 ms apart.
+        assert_eq!(g.next_deadline(), Some(t + ms(200)));
+        assert_eq!(g.tick(t + ms(200)), [Command::Garp]);
+        assert_eq!(g.tick(t + ms(400)), [Command::Garp]);
+        assert_eq!(g.next_deadline(), Some(t + Duration::from_secs(1)));
+        // Each advertisement renews the lease from its own instant.
+        let t1 = t + Duration::from_secs(1);
+        let out = g.tick(t1);
+        assert_eq!(
+            out,
+            [
+                Command::SendAdvert {
+                    advbase: 1,
+                    advskew: 0,
+                    demote: 0
+                },
+                Command::Renew(Lease {
+                    renewed: t1,
+                    firm_until: t1 + md,
+                    grace_until: t1 + md + md,
+                }),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_late_renewal_leaves_no_hole_when_master_down_is_one_interval() {
+        // -b 0 -k 5: interval = master-down = 19.531 ms. A renewal 3 ms late finds the
+        // firm lease over but the grace still running: the kernel never stops answering.
+        let t0 = Instant::now();
+        let (mut g, t, out) = master(params(1, 0, 5), settings(), t0);
+        let first = leases(&out)[0];
+        let interval = g.params().interval();
+        assert_eq!(interval, g.params().master_down());
+        let late = t + interval + ms(3);
+        let renewed = leases(&g.tick(late));
+        assert_eq!(renewed.len(), 1);
+        assert!(
+            first.firm_until < late,
+            "the firm part alone would leave a hole"
+        );
+        assert!(
+            first.grace_until > late,
+            "the grace covers the late renewal"
+        );
+        assert_eq!(renewed[0].renewed, late);
+        assert_eq!(g.worst_advert_delay(), ms(3));
+    }
+
+    #[test]
+    fn demotion_hands_over_until_a_peer_advertises() {
+        let t0 = Instant::now();
+        let (mut g, t, _) = master(params(1, 1, 0), settings(), t0);
+        let d = t + ms(1500);
+        let out = g.step(Event::Demote, d);
+        let md = Duration::from_secs(3);
+        assert_eq!(
+            out,
+            [
+                Command::SendAdvert {
+                    advbase: 255,
+                    advskew: 255,
+                    demote: 0
+                },
+                Command::Transition {
+                    from: State::Master,
+                    to: State::Backup,
+                    reason: Reason::Demoted
+                },
+                Command::HandOver(Lease {
+                    renewed: d,
+                    firm_until: d,
+                    grace_until: d + md,
+                }),
+                Command::Script(Hook::Down),
+            ]
+        );
+        assert!(g.is_handing_over());
+        // No more gratuitous ARP while handing over.
+        assert!(g.tick(t + ms(200)).iter().all(|c| *c != Command::Garp));
+        // The peer that took over advertises: released at once.
+        assert_eq!(
+            g.step(advert_from(2, 1, 100), d + ms(2)),
+            [Command::Release]
+        );
+        assert_eq!(g.ownership(), Ownership::Released);
+        assert!(!g.is_handing_over());
+    }
+
+    #[test]
+    fn a_hand_over_nobody_takes_ends_at_master_down() {
+        let t0 = Instant::now();
+        let (mut g, t, _) = master(params(1, 1, 0), settings(), t0);
+        g.step(Event::Demote, t);
+        // A bow-out from elsewhere is not a peer taking over.
+        assert_eq!(g.step(advert_from(2, 255, 255), t + ms(5)), []);
+        let md = Duration::from_secs(3);
+        assert!(g.tick(t + md - ms(1)).is_empty());
+        assert_eq!(g.tick(t + md), [Command::Release]);
+        // Promoted again: it may win the next election.
+        assert_eq!(g.step(Event::Promote, t + md), []);
+        let out = g.tick(g.next_deadline().unwrap());
+        assert!(matches!(out[1], Command::Take(_)), "{out:?}");
+    }
+
+    #[test]
+    fn losing_to_a_better_master_releases_at_once() {
+        let t0 = Instant::now();
+        let (mut g, t, _) = master(params(2, 1, 100), settings(), t0);
+        let out = g.step(advert_from(1, 1, 0), t + ms(10));
+        assert_eq!(
+            out,
+            [
+                Command::SendAdvert {
+                    advbase: 1,
+                    advskew: 100,
+                    demote: 0
+                },
+                Command::Transition {
+                    from: State::Master,
+                    to: State::Backup,
+                    reason: Reason::BetterPeer
+                },
+                Command::Release,
+                Command::Script(Hook::Down),
+            ]
+        );
+        assert_eq!(g.election().master(), Some(Ipv4Addr::new(10, 0, 0, 1)));
+    }
+
+    #[test]
+    fn shutdown_runs_the_down_script_only_when_asked() {
+        for shutdown_script in [false, true] {
+            let t0 = Instant::now();
+            let s = Settings {
+                shutdown_script,
+                ..settings()
+            };
+            let (mut g, t, _) = master(params(1, 1, 0), s, t0);
+            let out = g.step(Event::Shutdown, t + ms(7));
+            assert!(matches!(out[0], Command::SendAdvert { advbase: 255, .. }));
+            assert!(matches!(out[2], Command::HandOver(_)), "{out:?}");
+            assert_eq!(
+                out.contains(&Command::Script(Hook::Down)),
+                shutdown_script,
+                "-z: {shutdown_script}"
+            );
+            assert!(g.is_handing_over());
+            // A BACKUP that stops releases nothing and runs nothing (without -z).
+            let mut b = Group::new(params(2, 1, 0), settings());
+            b.step(Event::Start, t0);
+            assert_eq!(
+                b.step(Event::Shutdown, t0 + ms(1)),
+                [Command::Transition {
+                    from: State::Backup,
+                    to: State::Init,
+                    reason: Reason::Shutdown
+                }]
+            );
+        }
+    }
+
+    #[test]
+    fn link_loss_releases_at_once_without_a_bow_out() {
+        let t0 = Instant::now();
+        let (mut g, t, _) = master(params(1, 1, 0), settings(), t0);
+        let out = g.step(Event::LinkDown, t + ms(1));
+        assert!(!out.iter().any(|c| matches!(c, Command::SendAdvert { .. })));
+        assert!(out.contains(&Command::Release));
+        assert_eq!(g.next_deadline(), None);
+    }
+
+    #[test]
+    fn a_worse_node_claiming_the_group_gets_an_advertisement_then_a_new_burst() {
+        let t0 = Instant::now();
+        let (mut g, t, _) = master(params(1, 1, 0), settings(), t0);
+        let later = t + Duration::from_secs(5);
+        g.tick(later);
+        let at = later + ms(1);
+        let out = g.step(advert_from(2, 1, 100), at);
+        let md = Duration::from_secs(3);
+        assert_eq!(
+            out,
+            [
+                Command::SendAdvert {
+                    advbase: 1,
+                    advskew: 0,
+                    demote: 0
+                },
+                Command::Renew(Lease {
+                    renewed: at,
+                    firm_until: at + md,
+                    grace_until: at + md + md
+                }),
+                Command::Garp,
+            ],
+            "the loser hears us before the clients do"
+        );
+        assert_eq!(g.tick(later + ms(201)), [Command::Garp]);
+        assert_eq!(g.state(), State::Master);
+    }
+
+    #[test]
+    fn announcements_repeat_while_master_when_configured() {
+        let t0 = Instant::now();
+        let s = Settings {
+            garp_refresh: Some(ms(500)),
+            garp_count: 1,
+            ..settings()
+        };
+        let (mut g, t, _) = master(params(1, 5, 0), s, t0);
+        assert_eq!(g.tick(t + ms(500)), [Command::Garp]);
+        assert_eq!(g.tick(t + ms(1000)), [Command::Garp]);
+        g.step(Event::Demote, t + ms(1100));
+        assert_eq!(g.tick(t + ms(1500)), []);
+    }
+
+    #[test]
+    fn move_mode_adds_and_removes_the_addresses() {
+        let t0 = Instant::now();
+        let s = Settings {
+            move_addresses: true,
+            ..settings()
+        };
+        let mut g = Group::new(params(1, 1, 0), s.clone());
+        let out = g.step(Event::Start, t0);
+        assert_eq!(
+            out[1..3],
+            [Command::Release, Command::RemoveAddresses],
+            "{out:?}"
+        );
+        let (mut g, t, out) = master(params(1, 1, 0), s, t0);
+        assert_eq!(out[2], Command::AddAddresses);
+        let out = g.step(advert_from(9, 0, 1), t + ms(1));
+        assert!(
+            out.ends_with(&[
+                Command::Release,
+                Command::RemoveAddresses,
+                Command::Script(Hook::Down)
+            ]),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn a_bow_out_is_honoured_only_from_the_master_we_follow() {
+        let t0 = Instant::now();
+        let mut g = Group::new(params(2, 1, 100), settings());
+        g.step(Event::Start, t0);
+        g.step(advert_from(1, 1, 0), t0 + ms(10));
+        // A replayed bow-out from another address changes nothing, not even master-down.
+        let deadline = g.next_deadline();
+        assert_eq!(g.step(advert_from(66, 255, 255), t0 + ms(20)), []);
+        assert_eq!(g.next_deadline(), deadline);
+        assert_eq!(g.state(), State::Backup);
+        // The master's own bow-out hands over at once.
+        let out = g.step(advert_from(1, 255, 255), t0 + ms(30));
+        assert!(matches!(out[1], Command::Take(_)), "{out:?}");
+    }
+}

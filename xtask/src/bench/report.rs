@@ -1,0 +1,547 @@
+//! The Markdown report of a run, and the README summary a full run refreshes. Every
+//! figure and sentence comes from the run's [`Results`] or its configuration.
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Result, bail};
+
+use super::Results;
+use super::goals::{Judged, Verdict, judge};
+use super::scenarios::{OutageRow, SCALE_GROUPS};
+use super::stats::{max, median};
+use super::systems::{SYSTEMS, Speed, Sys};
+
+/// Shown where a run has no figure.
+const NOT_MEASURED: &str = "not measured";
+
+fn fmt_ms(v: f64) -> String {
+    if v.is_nan() {
+        "n/a".into()
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+/// Median / max of `v` and how many there are, or [`NOT_MEASURED`].
+fn median_max(v: &[f64], decimals: usize) -> String {
+    if v.is_empty() {
+        return NOT_MEASURED.into();
+    }
+    format!(
+        "{:.decimals$} / {:.decimals$} (of {})",
+        median(v),
+        max(v),
+        v.len()
+    )
+}
+
+pub fn render(r: &Results) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# vipd benchmark report{}\n",
+        if r.quick { " (quick)" } else { "" }
+    );
+    intro(&mut s, r);
+    outages(&mut s, r);
+    floods(&mut s, r);
+    data_plane(&mut s, r);
+    scale(&mut s, r);
+    goals(&mut s, &judge(r));
+    s
+}
+
+fn intro(s: &mut String, r: &Results) {
+    let versions: Vec<String> = r
+        .versions
+        .iter()
+        .map(|(sys, v)| {
+            let source = match sys {
+                Sys::Vipd => "`vipd --version`",
+                _ => "Debian package",
+            };
+            match v {
+                Some(v) => format!("{} {v} ({source})", sys.name()),
+                None => format!("{} (version {NOT_MEASURED})", sys.name()),
+            }
+        })
+        .collect();
+    let _ = writeln!(
+        s,
+        "{}, measured in the same run on two nodes and a client in network namespaces. \
+         Each outage figure is median / max over {} repetitions; \"owners\" is how many MACs \
+         answered ARP for the VIP afterwards (the max over repetitions).\n",
+        versions.join(", "),
+        r.reps
+    );
+    let _ = writeln!(
+        s,
+        "| adverts | vipd and ucarp: advbase, advskew master / backup | advertisement interval (ms) | backup's master-down (ms) | keepalived (VRRPv3) advert_int (s) |\n|---|---|---|---|---|"
+    );
+    let mut speeds: Vec<Speed> = vec![];
+    for speed in r.outages.iter().map(|row| row.case.speed) {
+        if speeds.contains(&speed) {
+            continue;
+        }
+        speeds.push(speed);
+        let ((b, k0), (_, k1)) = (speed.carp(true), speed.carp(false));
+        let _ = writeln!(
+            s,
+            "| {} | {b}, {k0} / {k1} | {:.1} | {:.1} | {} |",
+            speed.name(),
+            speed.advert_ms(),
+            speed.master_down_ms(),
+            speed.vrrp_interval()
+        );
+    }
+    s.push('\n');
+}
+
+/// The outage cell of `sys` in `scenario`, and its median (NaN when it failed).
+fn outage_cell(rows: &[&OutageRow], sys: Sys, reps: usize) -> (String, f64) {
+    match rows.iter().find(|r| r.sys == sys) {
+        Some(r) if !r.outage.is_empty() => {
+            let owners = r.owners.iter().max().copied().unwrap_or(0);
+            let lost_max = r.lost.iter().max().copied().unwrap_or(0);
+            let runs = if r.outage.len() < reps {
+                format!(", {} of {reps} runs", r.outage.len())
+            } else {
+                String::new()
+            };
+            (
+                format!(
+                    "{} / {} (lost ≤{lost_max}, owners {owners}{runs})",
+                    fmt_ms(median(&r.outage)),
+                    fmt_ms(max(&r.outage))
+                ),
+                median(&r.outage),
+            )
+        }
+        _ => ("failed".into(), f64::NAN),
+    }
+}
+
+fn outages(s: &mut String, r: &Results) {
+    let _ = writeln!(
+        s,
+        "## Client-visible outage (ms, longest gap between replies minus ping's usual gap)\n"
+    );
+    let _ = writeln!(
+        s,
+        "| scenario | vipd | ucarp | keepalived | ucarp / vipd | keepalived / vipd |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|");
+    let mut cases = vec![];
+    for row in &r.outages {
+        if !cases.contains(&row.case) {
+            cases.push(row.case);
+        }
+    }
+    for case in &cases {
+        let rows: Vec<&OutageRow> = r.outages.iter().filter(|row| row.case == *case).collect();
+        let (v, vm) = outage_cell(&rows, Sys::Vipd, r.reps);
+        let (u, um) = outage_cell(&rows, Sys::Ucarp, r.reps);
+        let (k, km) = outage_cell(&rows, Sys::Keepalived, r.reps);
+        let ratio = |x: f64| {
+            if x.is_nan() || vm.is_nan() {
+                "n/a".into()
+            } else if vm > 0.5 {
+                format!("{:.1}×", x / vm)
+            } else {
+                format!("{x:.0} ms vs 0")
+            }
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {v} | {u} | {k} | {} | {} |",
+            case.name(),
+            ratio(um),
+            ratio(km)
+        );
+    }
+    // What "probe every N ms" really meant: ping's own cadence, from its timestamps.
+    let mut intervals: Vec<_> = r.outages.iter().map(|row| row.case.interval).collect();
+    intervals.sort();
+    intervals.dedup();
+    let cadences: Vec<String> = intervals
+        .iter()
+        .filter_map(|&iv| {
+            let all: Vec<f64> = r
+                .outages
+                .iter()
+                .filter(|row| row.case.interval == iv)
+                .flat_map(|row| row.cadence.iter().copied())
+                .collect();
+            (!all.is_empty()).then(|| {
+                format!(
+                    "`ping -i {}` sent a probe every {:.1} ms",
+                    iv.as_secs_f64(),
+                    median(&all)
+                )
+            })
+        })
+        .collect();
+    if !cadences.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nMeasured from ping's timestamps (median over all runs): {}. The outage is the \
+             longest gap minus that cadence, and \"lost\" counts the probes ping sent.",
+            cadences.join("; ")
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nHow the failure was caused:\n\n| failure | {} |\n|---|{}",
+        SYSTEMS.map(Sys::name).join(" | "),
+        "---|".repeat(SYSTEMS.len())
+    );
+    let mut failures = vec![];
+    for case in &cases {
+        if failures.contains(&case.failure) {
+            continue;
+        }
+        failures.push(case.failure);
+        let cells: Vec<&str> = SYSTEMS
+            .iter()
+            .map(|&sys| {
+                r.outages
+                    .iter()
+                    .find(|row| row.case.failure == case.failure && row.sys == sys)
+                    .map_or(NOT_MEASURED, |row| row.trigger)
+            })
+            .collect();
+        let _ = writeln!(s, "| {} | {} |", case.failure.name(), cells.join(" | "));
+    }
+}
+
+fn floods(s: &mut String, r: &Results) {
+    let _ = writeln!(
+        s,
+        "\n## False failovers under flood ({} s, fastest intervals, master's link flooded from the client)\n",
+        r.flood_secs
+    );
+    let _ = writeln!(
+        s,
+        "| system | spurious transitions | master's worst advertisement delay (ms) | machine CPU busy during the flood (%, of it softirq) |\n|---|---|---|---|"
+    );
+    for f in &r.floods {
+        let cpu = f.cpu.map_or_else(
+            || NOT_MEASURED.to_owned(),
+            |c| {
+                format!(
+                    "{:.0} ({:.0}) of {} CPUs",
+                    c.busy_pct, c.softirq_pct, c.cpus
+                )
+            },
+        );
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {cpu} |",
+            f.sys.name(),
+            f.spurious
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "failed".into()),
+            f.worst_delay_ms
+                .map(|d| format!("{d:.1}"))
+                .unwrap_or_else(|| "not reported".into()),
+        );
+    }
+}
+
+fn data_plane(s: &mut String, r: &Results) {
+    let _ = writeln!(s, "\n## Data plane\n");
+    let _ = writeln!(s, "| measure | value |\n|---|---|");
+    let _ = writeln!(
+        s,
+        "| XDP pass-through (TCP SYN), ns/packet | {:.1} |",
+        r.xdp.syn_ns
+    );
+    let _ = writeln!(
+        s,
+        "| XDP advertisement to ring buffer, ns/packet | {:.1} |",
+        r.xdp.advert_ns
+    );
+    let tp = &r.throughput;
+    for (what, gbps) in [
+        ("without vipd", tp.without),
+        ("with vipd, native XDP", tp.native),
+        ("with vipd, generic XDP", tp.generic),
+    ] {
+        let _ = writeln!(
+            s,
+            "| iperf3 TCP {what}, Gbit/s (% of without) | {gbps:.2} ({:.1} %) |",
+            gbps / tp.without * 100.0
+        );
+    }
+    let _ = writeln!(
+        s,
+        "| node 1's link kind (`ip -d link`) | {} |",
+        tp.link_kind.as_deref().unwrap_or(NOT_MEASURED)
+    );
+    let vipd = || r.outages.iter().filter(|row| row.sys == Sys::Vipd);
+    let flips: Vec<f64> = vipd().flat_map(|row| row.flip_us.iter().copied()).collect();
+    let handoffs: Vec<f64> = vipd()
+        .flat_map(|row| row.handoff_ms.iter().copied())
+        .collect();
+    let _ = writeln!(
+        s,
+        "| ownership map write on takeover, µs (median / max), `last_own_flip_us` | {} |",
+        median_max(&flips, 1)
+    );
+    let _ = writeln!(
+        s,
+        "| demote applied to the peer's ownership map written, ms (median / max), \
+         `last_owned_at_unix_us` − `last_demote_at_unix_us` | {} |",
+        median_max(&handoffs, 2)
+    );
+}
+
+fn scale(s: &mut String, r: &Results) {
+    let _ = writeln!(
+        s,
+        "\n## Scale: {SCALE_GROUPS} groups on one interface, advbase 1 ({} s)\n",
+        r.scale_secs
+    );
+    let _ = writeln!(
+        s,
+        "| system | processes | CPU (% of one core) | RSS (MB) |\n|---|---|---|---|"
+    );
+    for sc in &r.scales {
+        match sc.measured {
+            Some(m) => {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {:.2} | {:.1} |",
+                    sc.sys.name(),
+                    m.processes,
+                    m.cpu_pct,
+                    m.rss_mb
+                );
+            }
+            None => {
+                let _ = writeln!(s, "| {} | failed | failed | failed |", sc.sys.name());
+            }
+        }
+    }
+}
+
+fn goals(s: &mut String, judged: &[Judged]) {
+    let _ = writeln!(s, "\n## Goals\n");
+    for j in judged {
+        let g = &j.goal;
+        let d = g.decimals;
+        let basis = g.basis.map(|b| format!(" ({b})")).unwrap_or_default();
+        let verdict = match j.verdict() {
+            Verdict::Met => "met",
+            Verdict::Missed => "**missed**",
+            Verdict::NotMeasured => NOT_MEASURED,
+        };
+        let figure = match &j.measured {
+            Some(m) if !m.value.is_nan() => {
+                let mut parts = vec![format!("{:.d$} {}", m.value, g.unit)];
+                parts.extend(m.facts.iter().cloned());
+                format!(" ({})", parts.join("; "))
+            }
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            s,
+            "- {} {} {:.d$} {}{basis}: {verdict}{figure}.",
+            g.name,
+            g.cmp.symbol(),
+            g.threshold,
+            g.unit
+        );
+    }
+}
+
+pub const SUMMARY_BEGIN: &str = "<!-- bench-summary:begin -->";
+pub const SUMMARY_END: &str = "<!-- bench-summary:end -->";
+
+/// Puts the outage section, the flood table and the goals of a full run's report between
+/// the README's summary markers.
+pub fn update_readme(path: &Path, report: &str) -> Result<()> {
+    let readme = std::fs::read_to_string(path)?;
+    let (Some(b), Some(e)) = (readme.find(SUMMARY_BEGIN), readme.find(SUMMARY_END)) else {
+        bail!(
+            "{} has no {SUMMARY_BEGIN} ... {SUMMARY_END} block",
+            path.display()
+        );
+    };
+    let mut summary = String::from("Latest full run (`bench/results/report.md`):\n");
+    for section in report.split("\n## ").skip(1) {
+        let keep = ["Client-visible outage", "False failovers", "Goals"];
+        if keep.iter().any(|k| section.starts_with(k)) {
+            let _ = write!(summary, "\n#### {}", section.trim_end());
+            summary.push('\n');
+        }
+    }
+    let updated = format!("{}{SUMMARY_BEGIN}\n{summary}{}", &readme[..b], &readme[e..]);
+    std::fs::write(path, updated)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::super::scenarios::{Case, CpuLoad, Flood, Scale, ScaleSample, Throughput, XdpCost};
+    use super::super::systems::Failure;
+    use super::*;
+
+    fn row(case: Case, sys: Sys, outage: &[f64], flips: &[f64], handoffs: &[f64]) -> OutageRow {
+        OutageRow {
+            case,
+            sys,
+            trigger: sys.trigger(case.failure),
+            cadence: vec![16.0; outage.len()],
+            outage: outage.to_vec(),
+            lost: vec![0; outage.len()],
+            owners: vec![1; outage.len()],
+            flip_us: flips.to_vec(),
+            handoff_ms: handoffs.to_vec(),
+        }
+    }
+
+    /// A run in which vipd misses the flood and throughput goals, and whose daemon did
+    /// not report takeover timing.
+    fn results(cpu: Option<CpuLoad>, link_kind: Option<&str>) -> Results {
+        let graceful = Case {
+            failure: Failure::Graceful,
+            speed: Speed::Normal,
+            interval: Duration::from_millis(10),
+        };
+        let link = Case {
+            failure: Failure::LinkDown,
+            speed: Speed::Fastest,
+            interval: Duration::from_millis(10),
+        };
+        let mut outages = vec![];
+        for case in [graceful, link] {
+            outages.push(row(case, Sys::Vipd, &[4.0, 5.0], &[], &[]));
+            outages.push(row(case, Sys::Ucarp, &[3400.0, 3410.0], &[], &[]));
+            outages.push(row(case, Sys::Keepalived, &[], &[], &[]));
+        }
+        Results {
+            quick: true,
+            reps: 2,
+            versions: vec![
+                (Sys::Vipd, Some("0.1.0".into())),
+                (Sys::Ucarp, Some("1.5.2".into())),
+                (Sys::Keepalived, None),
+            ],
+            outages,
+            flood_secs: 10,
+            floods: vec![Flood {
+                sys: Sys::Vipd,
+                spurious: Some(3),
+                worst_delay_ms: Some(20.0),
+                cpu,
+            }],
+            xdp: XdpCost {
+                syn_ns: 27.0,
+                advert_ns: 150.0,
+            },
+            throughput: Throughput {
+                without: 10.0,
+                native: 3.0,
+                generic: 9.0,
+                link_kind: link_kind.map(str::to_owned),
+            },
+            scale_secs: 15,
+            scales: vec![Scale {
+                sys: Sys::Vipd,
+                measured: Some(ScaleSample {
+                    cpu_pct: 0.4,
+                    rss_mb: 8.6,
+                    processes: 1,
+                }),
+            }],
+        }
+    }
+
+    #[test]
+    fn the_report_says_only_what_the_run_measured() {
+        let text = render(&results(None, None));
+        // No cause the run did not measure.
+        for unmeasured in [
+            "veth",
+            "CPUs were",
+            "SCHED_FIFO",
+            "scheduler tick",
+            "offload",
+        ] {
+            assert!(!text.contains(unmeasured), "{unmeasured:?} in\n{text}");
+        }
+        assert!(text.contains("| node 1's link kind (`ip -d link`) | not measured |"));
+        assert!(text.contains("`last_own_flip_us` | not measured |"));
+        assert!(text.contains("keepalived (version not measured)"));
+        assert!(text.contains("| vipd | 3 | 20.0 | not measured |"));
+        assert!(text.contains("- Spurious transitions while the master's link is flooded ≤ 0 transitions: **missed** (3 transitions; the master's advertisements left up to 20.0 ms late; the backup's margin, master-down − interval, is 15.6 ms)."));
+        // Goals whose scenario did not run are not judged.
+        assert!(
+            text.contains(
+                "adverts 1 s ≤ 3441 ms (the backup's master-down + 50 ms): not measured."
+            )
+        );
+        assert!(
+            text.contains(
+                "- XDP cost of a passed-through packet (TCP SYN) < 50.0 ns: met (27.0 ns)."
+            )
+        );
+    }
+
+    #[test]
+    fn measured_conditions_are_reported() {
+        let cpu = CpuLoad {
+            busy_pct: 99.6,
+            softirq_pct: 61.0,
+            cpus: 2,
+        };
+        let mut r = results(Some(cpu), Some("veth"));
+        r.outages[0].flip_us = vec![8.0, 12.0];
+        r.outages[0].handoff_ms = vec![0.2, 0.3];
+        let text = render(&r);
+        assert!(
+            text.contains(
+                "the machine's 2 CPUs were 100 % busy, 61 % in softirq, during the flood"
+            )
+        );
+        assert!(text.contains("| vipd | 3 | 20.0 | 100 (61) of 2 CPUs |"));
+        assert!(text.contains("| node 1's link kind (`ip -d link`) | veth |"));
+        assert!(text.contains("link kind `veth`"));
+        assert!(text.contains("`last_own_flip_us` | 12.0 / 12.0 (of 2) |"));
+        assert!(text.contains("`last_demote_at_unix_us` | 0.30 / 0.30 (of 2) |"));
+    }
+
+    #[test]
+    fn every_system_states_how_its_hand_off_was_triggered() {
+        let text = render(&results(None, None));
+        assert!(text.contains(
+            "| graceful hand-off | `vipd demote --all` on the master | SIGUSR2 to the master's ucarp | SIGTERM to the master's keepalived |"
+        ));
+        assert!(text.contains("| master link down | `ip link set eth0 down` on the master |"));
+        assert!(text.contains("| graceful hand-off, adverts 1 s, probe every 10 ms | 5 / 5 (lost ≤0, owners 1) | 3410 / 3410 (lost ≤0, owners 1) | failed | 682.0× | n/a |"));
+    }
+
+    #[test]
+    fn readme_summary_replaces_only_the_marked_block() {
+        let dir = std::env::temp_dir().join(format!("vipd-readme-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("README.md");
+        std::fs::write(
+            &path,
+            format!("intro\n{SUMMARY_BEGIN}\nold table\n{SUMMARY_END}\nlayout\n"),
+        )
+        .unwrap();
+        let report = "# vipd benchmark report\n\nintro\n\n## Client-visible outage (ms)\n\n| a |\n\n## Data plane\n\n| x |\n\n## Goals\n\n- met\n";
+        update_readme(&path, report).unwrap();
+        update_readme(&path, report).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(text.starts_with("intro\n") && text.ends_with(&format!("{SUMMARY_END}\nlayout\n")));
+        assert!(!text.contains("old table") && !text.contains("Data plane"));
+        assert_eq!(text.matches("#### Client-visible outage (ms)").count(), 1);
+        assert!(text.contains("| a |") && text.contains("#### Goals\n\n- met\n"));
+    }
+}
