@@ -14,7 +14,7 @@ fn main() -> Result<()> {
     let lab = Lab::new("xdpcost", 1)?;
     let pin = lab.pin_dir(0);
     let (syn_ns, advert_ns) = in_netns(&lab.nodes[0].ns.clone(), move || -> Result<(f64, f64)> {
-        let mut dp = Dataplane::load(&pin)?;
+        let mut dp = Dataplane::load(&pin, &[])?;
         let ifindex = ifindex("eth0")?;
         dp.add_group(ifindex, 1, std::net::Ipv4Addr::new(224, 0, 0, 18))?;
         let mut ring = dp.take_adverts().context("advertisement ring buffer")?;

@@ -266,6 +266,47 @@ impl Lab {
         Ok(pid)
     }
 
+    /// Starts `vipd` on node `i` exactly as a user types it: `ip netns exec NS vipd ARGS`,
+    /// no control socket or bpffs path of the lab. Output goes to the node's log.
+    pub fn start_vipd_as_user(&mut self, i: usize, args: &[&str]) -> Result<u32> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log(i))?;
+        let child = self.nodes[i]
+            .cmd(vipd_bin())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting vipd")?;
+        let pid = child.id();
+        self.children.push(child);
+        Ok(pid)
+    }
+
+    /// `vipd status --json` on node `i` as a user types it (the default control socket).
+    pub fn status_as_user(&self, i: usize) -> Result<Status> {
+        let out = self.nodes[i]
+            .cmd(vipd_bin())
+            .args(["status", "--json"])
+            .output()?;
+        if !out.status.success() {
+            bail!("{}", String::from_utf8_lossy(&out.stderr).trim());
+        }
+        Ok(serde_json::from_slice(&out.stdout)?)
+    }
+
+    /// Waits until node `i`, queried as a user would, reports `state` for group 1.
+    pub fn wait_state_as_user(&self, i: usize, state: &str, timeout: Duration) -> bool {
+        Lab::wait_for(timeout, || {
+            self.status_as_user(i)
+                .map(|s| s.groups.first().is_some_and(|g| g.state == state))
+                .unwrap_or(false)
+        })
+    }
+
     /// Starts any long-running command in a namespace; it is killed with the lab.
     pub fn spawn(&mut self, host: &Host, args: &[&str], log_name: &str) -> Result<u32> {
         let log = std::fs::File::create(self.dir.join(log_name))?;
@@ -412,6 +453,13 @@ impl Drop for Lab {
 /// `VIPD_KEEP_LOGS` is set) its scratch directory.
 fn remove_lab(prefix: &str, namespaces: &[&str], dir: &Path) {
     for ns in namespaces {
+        // vipd's default control socket and instance lock are named by the namespace.
+        if let Ok(meta) = std::fs::metadata(format!("/run/netns/{ns}")) {
+            use std::os::unix::fs::MetadataExt;
+            for ext in ["sock", "lock"] {
+                let _ = std::fs::remove_file(format!("/run/vipd/netns-{}.{ext}", meta.ino()));
+            }
+        }
         // Kill anything still running in the namespace (daemons started by scripts).
         let _ = Command::new("ip")
             .args(["netns", "pids", ns])
@@ -657,6 +705,31 @@ impl Lab {
         in_netns(&self.client.ns.clone(), move || {
             arp_probe(&mac, me, addr, count, interval)
         })
+    }
+}
+
+impl Lab {
+    /// Stops (or lets through again) multicast towards node `i` at its port of the lab's
+    /// bridge: CARP advertisements no longer reach it, while broadcast (ARP, gratuitous
+    /// ARP) and unicast still do.
+    pub fn block_multicast_to(&self, i: usize, blocked: bool) -> Result<()> {
+        let flood = if blocked { "off" } else { "on" };
+        run_sh(&format!(
+            "ip netns exec {} bridge link set dev p{} mcast_flood {flood}",
+            self.switch,
+            i + 1
+        ))
+    }
+
+    /// The MAC the client's neighbour table holds for `addr`, if any.
+    pub fn client_neighbour(&self, addr: Ipv4Addr) -> Option<String> {
+        let out = self
+            .client
+            .ok(&format!("ip neigh show to {addr} dev eth0"))
+            .ok()?;
+        let mut words = out.split_whitespace();
+        words.find(|w| *w == "lladdr")?;
+        words.next().map(str::to_owned)
     }
 }
 

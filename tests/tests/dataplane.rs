@@ -18,7 +18,7 @@ fn with_dataplane<T: Send + 'static>(
 ) -> T {
     let pin = lab.pin_dir(0);
     in_netns(&lab.nodes[0].ns, move || {
-        let mut dp = Dataplane::load(&pin).expect("load eBPF");
+        let mut dp = Dataplane::load(&pin, &[]).expect("load eBPF");
         let ifindex = vipd::dataplane::ifindex("eth0").unwrap();
         f(&mut dp, ifindex)
     })
@@ -148,7 +148,7 @@ fn counters_move_under_real_traffic() {
     let pin = lab.pin_dir(0);
     // Attach inside the node, then generate traffic from the client.
     let before = in_netns(&node.ns, move || {
-        let mut dp = Dataplane::load(&pin).expect("load eBPF");
+        let mut dp = Dataplane::load(&pin, &[]).expect("load eBPF");
         let (_, mode) = dp.attach("eth0", XdpPreference::Native).expect("attach");
         assert_eq!(
             mode,
@@ -165,9 +165,13 @@ fn counters_move_under_real_traffic() {
         .expect("node answers arping with XDP attached");
     let pin = lab.pin_dir(0);
     let after = in_netns(&node.ns, move || {
-        let dp = Dataplane::load(&pin).expect("reload with pinned maps");
+        // A second load finds the program on the interface and adopts its maps.
+        let eth0 = vipd::dataplane::ifindex("eth0").unwrap();
+        let mut dp = Dataplane::load(&pin, &[eth0]).expect("reload adopting the maps");
         let c = dp.counters().unwrap();
-        dp.detach_all().unwrap();
+        let (_, mode) = dp.attach("eth0", XdpPreference::Native).expect("attach");
+        assert_eq!(mode, vipd::dataplane::AttachMode::Adopted);
+        dp.detach_all(&[]).unwrap();
         c
     });
     let moved = |r: Reason| after.get(r) - before.get(r);

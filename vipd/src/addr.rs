@@ -189,6 +189,16 @@ impl Netlink {
             .find(|a| !exclude.contains(a)))
     }
 
+    /// The IPv4 addresses configured on interface `index`.
+    pub async fn configured(&self, index: u32) -> Result<Vec<Ipv4Addr>, AddrError> {
+        Ok(self
+            .addresses(index)
+            .await?
+            .into_iter()
+            .map(|(_, a)| a)
+            .collect())
+    }
+
     /// Adds `vip`. Returns `true` when vipd created it, `false` when it was already there.
     pub async fn add(&self, index: u32, vip: Vip) -> Result<bool, AddrError> {
         match self

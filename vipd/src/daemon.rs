@@ -124,6 +124,14 @@ impl<E: Effects> Daemon<E> {
         }
     }
 
+    /// Which managed interface `index` is, if any.
+    pub fn interface_name(&self, index: u32) -> Option<&str> {
+        self.members
+            .iter()
+            .find(|m| m.link.index == index)
+            .map(|m| m.link.name.as_str())
+    }
+
     /// A link changed state (or went away).
     pub async fn on_link(&mut self, event: LinkEvent, now: Instant) {
         let (index, running) = match event {
@@ -290,7 +298,6 @@ impl<E: Effects> Daemon<E> {
 /// owned" and the programs attached before any address is added), then the groups.
 pub async fn build(config: Config, opts: &Options) -> Result<Daemon<Kernel>> {
     let nl = Netlink::new()?;
-    let mut dp = Dataplane::load(&opts.bpffs_dir).context("loading the XDP program")?;
     let mut links: HashMap<String, LinkInfo> = HashMap::new();
     for g in &config.groups {
         if !links.contains_key(&g.interface) {
@@ -301,6 +308,8 @@ pub async fn build(config: Config, opts: &Options) -> Result<Daemon<Kernel>> {
             links.insert(g.interface.clone(), link);
         }
     }
+    let indexes: Vec<u32> = links.values().map(|l| l.index).collect();
+    let mut dp = Dataplane::load(&opts.bpffs_dir, &indexes).context("loading the XDP program")?;
     let index = |name: &str| links[name].index;
     dp.retain(
         |i, a| {
@@ -468,10 +477,21 @@ pub async fn run(config: Config, opts: Options) -> Result<()> {
     // Link events are subscribed to before the links are read, so that no change is lost.
     let mut link_watch = LinkWatch::start()?;
     let mut d = build(config, &opts).await?;
-    let ring =
+    let mut ring =
         d.fx.dp
             .take_adverts()
             .context("advertisement ring buffer")?;
+    // What an adopted ring holds was received while no daemon listened: stale.
+    let mut stale = 0;
+    while ring.next().is_some() {
+        stale += 1;
+    }
+    if stale > 0 {
+        info!(
+            records = stale,
+            "discarded advertisements queued while no vipd ran"
+        );
+    }
     // SAFETY: the ring buffer owns its fd and outlives the registration (both live in `ring`).
     let mut ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
         .map_err(|e| anyhow::anyhow!("polling the ring buffer: {e}"))?;
@@ -484,6 +504,7 @@ pub async fn run(config: Config, opts: Options) -> Result<()> {
     let mut int = signal(SignalKind::interrupt())?;
     let mut usr1 = signal(SignalKind::user_defined1())?;
     let mut usr2 = signal(SignalKind::user_defined2())?;
+    let mut failure = None;
     loop {
         let deadline = d.next_deadline();
         tokio::select! {
@@ -495,7 +516,24 @@ pub async fn run(config: Config, opts: Options) -> Result<()> {
                 on_adverts(&mut d, drain(ring.get_mut())).await;
                 d.on_timers(Instant::now()).await;
             }
-            Some(ev) = link_watch.next() => d.on_link(ev, Instant::now()).await,
+            Some(ev) = link_watch.next() => {
+                if let LinkEvent::Removed { index } = ev
+                    && let Some(name) = d.interface_name(index)
+                {
+                    // Its programs went with it; a new interface of that name is another
+                    // device, which vipd only takes over when started on it.
+                    let e = anyhow::anyhow!(
+                        "interface {name} (ifindex {index}) was deleted: vipd stops; start \
+                         it again once the interface exists"
+                    );
+                    tracing::error!("{e}");
+                    failure = Some(e);
+                }
+                d.on_link(ev, Instant::now()).await;
+                if failure.is_some() {
+                    break;
+                }
+            }
             Some(p) = requests.recv() => {
                 let reply = match p.request {
                     Request::Status => Reply::Status(status(&d, &control_stats)),
@@ -530,14 +568,50 @@ pub async fn run(config: Config, opts: Options) -> Result<()> {
         }
     }
     d.remove_added().await;
+    let guard = guarded_interfaces(&d).await;
     let _ = std::fs::remove_file(&opts.control_socket);
     let Daemon { fx, .. } = d;
     let Kernel { dp, scripts, .. } = fx;
     let pending = scripts.close();
     let _ = tokio::time::timeout(Duration::from_secs(30), pending).await;
-    dp.detach_all()?;
+    dp.detach_all(&guard)?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
     info!("vipd stopped");
     Ok(())
+}
+
+/// Interfaces where a VIP stays configured after vipd stops (vipd did not add it): their
+/// programs stay attached, with every VIP "not owned", so that the kernel never answers
+/// ARP for it on its own.
+async fn guarded_interfaces(d: &Daemon<Kernel>) -> Vec<u32> {
+    let mut guard = Vec::new();
+    for m in &d.members {
+        let present = match d.fx.nl.configured(m.link.index).await {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(interface = %m.link.name, error = %e, "cannot list addresses; keeping the programs attached");
+                guard.push(m.link.index);
+                continue;
+            }
+        };
+        let left: Vec<String> = m
+            .cfg
+            .vips
+            .iter()
+            .filter(|v| present.contains(&v.addr))
+            .map(|v| v.addr.to_string())
+            .collect();
+        if !left.is_empty() && !guard.contains(&m.link.index) {
+            warn!(interface = %m.link.name, vips = %left.join(","),
+                "VIPs stay configured (vipd did not add them): the XDP program stays attached \
+                 so that this node never answers ARP for them; remove the addresses, or start \
+                 vipd again, which adopts it");
+            guard.push(m.link.index);
+        }
+    }
+    guard
 }
 
 fn status(d: &Daemon<Kernel>, control: &control::ServerStats) -> Status {

@@ -1,17 +1,26 @@
 //! The kernel side of vipd as seen from user space: load the XDP and TC programs, attach them
 //! to interfaces, flip VIP ownership, register CARP groups, read the per-reason counters.
 //!
-//! Links and maps are pinned under one directory of bpffs per daemon, so they outlive the
-//! daemon: if it dies, the ownership leases in `VIP_OWNER` run out on their own and the node
-//! stops answering ARP, and a restarted daemon adopts the links and maps without a flap.
+//! The programs are attached through netlink (XDP with `IFLA_XDP`, TC as a clsact filter
+//! with a fixed priority), not through BPF links: the kernel keeps them, and the maps they
+//! use, when the daemon dies, whatever its mount namespace and with no pin at all. The
+//! ownership leases in `VIP_OWNER` then run out on their own and the node stops answering
+//! ARP. A restarted daemon finds the program through the interface, adopts its maps and
+//! replaces the program in place, without a moment in which none is attached.
 use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 
 use aya::maps::{HashMap, MapData, PerCpuArray, RingBuf};
-use aya::programs::links::{FdLink, PinnedLink};
-use aya::programs::{SchedClassifier, TcAttachType, Xdp, XdpMode, tc};
+use aya::programs::links::Link as _;
+use aya::programs::tc::{NlOptions, SchedClassifierLink, TcAttachOptions, TcHandle};
+use aya::programs::{SchedClassifier, TcAttachType, Xdp, tc};
 use aya::{Ebpf, EbpfLoader};
+use netlink_packet_core::{NLM_F_ACK, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};
+use netlink_packet_route::RouteNetlinkMessage;
+use netlink_packet_route::link::{LinkAttribute, LinkMessage, LinkXdp, XdpAttached};
+use netlink_sys::protocols::NETLINK_ROUTE;
+use netlink_sys::{Socket, SocketAddr};
 use vipd_common::{
     MAP_ADVERTS, MAP_STATS, MAP_VHIDS, MAP_VIP_OWNER, REASON_COUNT, Reason, TC_EGRESS_PROGRAM,
     VhidKey, VhidSeen, VipKey, VipOwner, XDP_PROGRAM,
@@ -197,14 +206,28 @@ fn ensure_bpffs(pin_dir: &Path) -> Result<()> {
 }
 
 impl Dataplane {
-    /// Loads the programs, reusing the maps pinned in `pin_dir` when an earlier vipd left
-    /// them there.
-    pub fn load(pin_dir: &Path) -> Result<Self> {
+    /// Loads the programs. When vipd's XDP program is already attached to one of
+    /// `interfaces` (an earlier vipd died or stopped guarding), its maps are adopted: they
+    /// are pinned in `pin_dir` and the loader reuses them. Otherwise the maps start empty.
+    pub fn load(pin_dir: &Path, interfaces: &[u32]) -> Result<Self> {
         ensure_bpffs(pin_dir)?;
         std::fs::create_dir_all(pin_dir).map_err(|source| DataplaneError::PinDir {
             path: pin_dir.to_owned(),
             source,
         })?;
+        let mut found = None;
+        for &ifindex in interfaces {
+            if let Some((id, _)) = xdp_attached(ifindex)? {
+                found = Some(vipd_program(ifindex, id)?);
+                break;
+            }
+        }
+        for map in OUR_MAPS {
+            let _ = std::fs::remove_file(pin_dir.join(map));
+        }
+        if let Some(program) = &found {
+            adopt_maps(program, pin_dir)?;
+        }
         let mut ebpf = EbpfLoader::new()
             .default_map_pin_directory(pin_dir)
             .load(EBPF_OBJECT)?;
@@ -251,13 +274,9 @@ impl Dataplane {
         })
     }
 
-    fn link_pin(&self, kind: &str, ifname: &str) -> PathBuf {
-        self.pin_dir.join(format!("link-{kind}-{ifname}"))
-    }
-
     /// Attaches the XDP program (native mode unless generic is asked for; generic also when
-    /// the driver refuses native) and the TC egress program to `ifname`, adopting links an
-    /// earlier vipd pinned. Returns the ifindex and how XDP ended up attached.
+    /// the driver refuses native) and the TC egress program to `ifname`, replacing in place
+    /// the programs of an earlier vipd. Returns the ifindex and how XDP ended up attached.
     pub fn attach(&mut self, ifname: &str, prefer: XdpPreference) -> Result<(u32, AttachMode)> {
         let ifindex = ifindex(ifname)?;
         let mode = self.attach_xdp(ifname, ifindex, prefer)?;
@@ -266,86 +285,87 @@ impl Dataplane {
         Ok((ifindex, mode))
     }
 
+    fn program_fd(&self, name: &'static str) -> Result<std::os::fd::RawFd> {
+        let program = self
+            .ebpf
+            .program(name)
+            .ok_or(DataplaneError::Missing(name))?;
+        Ok(program.fd().map_err(prog_err(name))?.as_fd().as_raw_fd())
+    }
+
     fn attach_xdp(
         &mut self,
         ifname: &str,
         ifindex: u32,
         prefer: XdpPreference,
     ) -> Result<AttachMode> {
-        let pin = self.link_pin("xdp", ifname);
-        let xdp: &mut Xdp = self
-            .ebpf
-            .program_mut(XDP_PROGRAM)
-            .ok_or(DataplaneError::Missing("XDP program"))?
-            .try_into()
-            .map_err(prog_err("XDP program"))?;
-        let (id, mode) = match PinnedLink::from_pin(&pin) {
-            Ok(old) => {
-                let fd: FdLink = old.unpin().map_err(link_err("unpinning the XDP link"))?;
-                let link = fd.try_into().map_err(link_err("adopting the XDP link"))?;
-                let id = xdp
-                    .attach_to_link(link)
-                    .map_err(prog_err(format!("replacing the XDP program on {ifname}")))?;
-                (id, AttachMode::Adopted)
-            }
-            Err(_) if prefer == XdpPreference::Generic => {
-                let id = xdp
-                    .attach_to_if_index(ifindex, XdpMode::Skb)
-                    .map_err(prog_err(format!("attaching XDP to {ifname}")))?;
-                (id, AttachMode::Generic)
-            }
-            Err(_) => match xdp.attach_to_if_index(ifindex, XdpMode::Driver) {
-                Ok(id) => (id, AttachMode::Native),
-                Err(native) => {
-                    tracing::warn!(
-                        interface = ifname,
-                        error = %native,
-                        "native XDP refused, attaching in generic (skb) mode"
-                    );
-                    let id = xdp
-                        .attach_to_if_index(ifindex, XdpMode::Skb)
-                        .map_err(prog_err(format!("attaching XDP to {ifname}")))?;
-                    (id, AttachMode::Generic)
-                }
-            },
+        let fd = self.program_fd(XDP_PROGRAM)?;
+        let xdp_err = |e: std::io::Error| DataplaneError::Link {
+            what: format!("attaching XDP to {ifname}"),
+            detail: e.to_string(),
         };
-        let link = xdp.take_link(id).map_err(prog_err("taking the XDP link"))?;
-        let fd: FdLink = link
-            .try_into()
-            .map_err(link_err("the XDP link is not a bpf_link"))?;
-        fd.pin(&pin).map_err(link_err("pinning the XDP link"))?;
-        Ok(mode)
+        if let Some((id, attached)) = xdp_attached(ifindex)? {
+            // Ours (load checked the name of the first; check every interface's).
+            vipd_program(ifindex, id)?;
+            let flags = match attached {
+                XdpAttached::SocketBuffer => XDP_FLAGS_SKB_MODE,
+                _ => XDP_FLAGS_DRV_MODE,
+            };
+            set_xdp(ifindex, fd, flags).map_err(xdp_err)?;
+            return Ok(AttachMode::Adopted);
+        }
+        if prefer == XdpPreference::Generic {
+            set_xdp(ifindex, fd, XDP_FLAGS_SKB_MODE).map_err(xdp_err)?;
+            return Ok(AttachMode::Generic);
+        }
+        match set_xdp(ifindex, fd, XDP_FLAGS_DRV_MODE) {
+            Ok(()) => Ok(AttachMode::Native),
+            Err(native) => {
+                tracing::warn!(
+                    interface = ifname,
+                    error = %native,
+                    "native XDP refused, attaching in generic (skb) mode"
+                );
+                set_xdp(ifindex, fd, XDP_FLAGS_SKB_MODE).map_err(xdp_err)?;
+                Ok(AttachMode::Generic)
+            }
+        }
     }
 
     fn attach_tc(&mut self, ifname: &str) -> Result<()> {
-        let pin = self.link_pin("tc", ifname);
         let prog: &mut SchedClassifier = self
             .ebpf
             .program_mut(TC_EGRESS_PROGRAM)
             .ok_or(DataplaneError::Missing("TC program"))?
             .try_into()
             .map_err(prog_err("TC program"))?;
-        let id = match PinnedLink::from_pin(&pin) {
-            Ok(old) => {
-                let fd: FdLink = old.unpin().map_err(link_err("unpinning the TC link"))?;
-                let link = fd.try_into().map_err(link_err("adopting the TC link"))?;
-                prog.attach_to_link(link)
+        if let Err(e) = tc::qdisc_add_clsact(ifname) {
+            tracing::debug!(interface = ifname, error = %e, "clsact qdisc not added (exists)");
+        }
+        let options = TcAttachOptions::Netlink(NlOptions {
+            priority: TC_PRIORITY,
+            handle: TC_HANDLE,
+            ..NlOptions::default()
+        });
+        let id = match prog.attach_with_options(ifname, TcAttachType::Egress, options) {
+            Ok(id) => id,
+            Err(_) => {
+                // An earlier vipd's filter is there: replace its program in place.
+                let old = SchedClassifierLink::attached(
+                    ifname,
+                    TcAttachType::Egress,
+                    TC_PRIORITY,
+                    TC_HANDLE,
+                    None,
+                )
+                .map_err(link_err(format!("finding the TC filter on {ifname}")))?;
+                prog.attach_to_link(old)
                     .map_err(prog_err(format!("replacing the TC program on {ifname}")))?
             }
-            Err(_) => {
-                // Kernels before 6.6 attach through the clsact qdisc; TCX needs none.
-                if let Err(e) = tc::qdisc_add_clsact(ifname) {
-                    tracing::debug!(interface = ifname, error = %e, "clsact qdisc not added");
-                }
-                prog.attach(ifname, TcAttachType::Egress)
-                    .map_err(prog_err(format!("attaching TC egress to {ifname}")))?
-            }
         };
+        // The filter belongs to the kernel from now on: it stays when vipd dies.
         let link = prog.take_link(id).map_err(prog_err("taking the TC link"))?;
-        let fd: FdLink = link
-            .try_into()
-            .map_err(link_err("the TC link is not a bpf_link"))?;
-        fd.pin(&pin).map_err(link_err("pinning the TC link"))?;
+        std::mem::forget(link);
         Ok(())
     }
 
@@ -462,24 +482,192 @@ impl Dataplane {
         test_run(fd.as_fd().as_raw_fd(), frame, ifindex, repeat)
     }
 
-    /// Clean exit: detaches from every interface and removes the pins, so nothing of vipd
-    /// stays in the kernel.
-    pub fn detach_all(self) -> Result<()> {
-        for (ifname, _) in &self.attached {
-            for kind in ["xdp", "tc"] {
-                let pin = self.link_pin(kind, ifname);
-                if let Ok(link) = PinnedLink::from_pin(&pin) {
-                    // Unpinning drops the last reference once our fd closes: detached.
-                    link.unpin().map_err(link_err("unpinning a link"))?;
-                }
+    /// Clean exit: detaches from every interface but those in `guard` and removes the
+    /// pins. On a guarded interface the programs stay, so that the kernel never answers ARP
+    /// for the VIPs left there (their entries say "not owned"); a later vipd adopts them.
+    pub fn detach_all(mut self, guard: &[u32]) -> Result<()> {
+        // Guarded interfaces keep dropping ARP for their VIPs, but no longer take CARP
+        // advertisements off the wire: another CARP daemon may run there next.
+        let groups: Vec<VhidKey> = self
+            .vhids
+            .keys()
+            .filter_map(|k| k.ok())
+            .filter(|k| guard.contains(&k.ifindex))
+            .collect();
+        for k in groups {
+            let _ = self.vhids.remove(&k);
+        }
+        for (ifname, ifindex) in &self.attached {
+            if guard.contains(ifindex) || nix::net::if_::if_indextoname(*ifindex).is_err() {
+                // Guarded, or gone (and its programs with it).
+                continue;
+            }
+            if let Some((_, attached)) = xdp_attached(*ifindex)? {
+                let flags = match attached {
+                    XdpAttached::SocketBuffer => XDP_FLAGS_SKB_MODE,
+                    _ => XDP_FLAGS_DRV_MODE,
+                };
+                set_xdp(*ifindex, -1, flags)
+                    .map_err(link_err(format!("detaching XDP from {ifname}")))?;
+            }
+            if let Ok(link) = SchedClassifierLink::attached(
+                ifname,
+                TcAttachType::Egress,
+                TC_PRIORITY,
+                TC_HANDLE,
+                None,
+            ) {
+                let _ = link.detach();
             }
         }
-        for map in [MAP_STATS, MAP_VIP_OWNER, MAP_VHIDS, MAP_ADVERTS] {
+        for map in OUR_MAPS {
             let _ = std::fs::remove_file(self.pin_dir.join(map));
         }
         let _ = std::fs::remove_dir(&self.pin_dir);
         Ok(())
     }
+}
+
+/// The maps vipd pins (by these names) when it adopts them.
+const OUR_MAPS: [&str; 4] = [MAP_STATS, MAP_VIP_OWNER, MAP_VHIDS, MAP_ADVERTS];
+/// Priority of vipd's TC egress filter: fixed, so that a restarted vipd finds it.
+const TC_PRIORITY: u16 = 0x7ca2;
+/// Handle of vipd's TC egress filter.
+const TC_HANDLE: TcHandle = TcHandle::new(0, 0x7ca2);
+/// `XDP_FLAGS_SKB_MODE` and `XDP_FLAGS_DRV_MODE` of `if_link.h`.
+const XDP_FLAGS_SKB_MODE: u32 = 1 << 1;
+const XDP_FLAGS_DRV_MODE: u32 = 1 << 2;
+
+/// One rtnetlink request, answered synchronously: the messages of the reply, or the
+/// kernel's error.
+fn rtnl(msg: RouteNetlinkMessage, flags: u16) -> std::io::Result<Vec<RouteNetlinkMessage>> {
+    let mut socket = Socket::new(NETLINK_ROUTE)?;
+    socket.bind_auto()?;
+    socket.connect(&SocketAddr::new(0, 0))?;
+    let mut req = NetlinkMessage::from(msg);
+    req.header.flags = flags | NLM_F_REQUEST | NLM_F_ACK;
+    req.header.sequence_number = 1;
+    req.finalize();
+    let mut buf = vec![0; req.buffer_len()];
+    req.serialize(&mut buf);
+    socket.send(&buf, 0)?;
+    let mut out = Vec::new();
+    loop {
+        let (data, _) = socket.recv_from_full()?;
+        let mut offset = 0;
+        while offset < data.len() {
+            let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&data[offset..])
+                .map_err(std::io::Error::other)?;
+            let len = reply.header.length as usize;
+            match reply.payload {
+                NetlinkPayload::Error(e) => {
+                    return match e.code {
+                        Some(code) => Err(std::io::Error::from_raw_os_error(-code.get())),
+                        None => Ok(out),
+                    };
+                }
+                NetlinkPayload::Done(_) => return Ok(out),
+                NetlinkPayload::InnerMessage(m) => out.push(m),
+                _ => {}
+            }
+            if len == 0 {
+                break;
+            }
+            offset += len;
+        }
+    }
+}
+
+/// The XDP program attached to `ifindex`, if any: its id and how it is attached.
+fn xdp_attached(ifindex: u32) -> Result<Option<(u32, XdpAttached)>> {
+    let mut msg = LinkMessage::default();
+    msg.header.index = ifindex;
+    let replies = rtnl(RouteNetlinkMessage::GetLink(msg), 0).map_err(link_err(format!(
+        "reading the XDP state of ifindex {ifindex}"
+    )))?;
+    for reply in replies {
+        let RouteNetlinkMessage::NewLink(link) = reply else {
+            continue;
+        };
+        for attr in link.attributes {
+            let LinkAttribute::Xdp(xdp) = attr else {
+                continue;
+            };
+            let attached = xdp.iter().find_map(|x| match x {
+                LinkXdp::Attached(a) => Some(*a),
+                _ => None,
+            });
+            let id = xdp.iter().find_map(|x| match x {
+                LinkXdp::ProgId(id) => Some(*id),
+                _ => None,
+            });
+            if let (Some(a), Some(id)) = (attached, id)
+                && a != XdpAttached::None
+            {
+                return Ok(Some((id, a)));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Attaches program `fd` (or detaches with -1) to `ifindex` through netlink, replacing
+/// what is attached in the same mode.
+fn set_xdp(ifindex: u32, fd: std::os::fd::RawFd, flags: u32) -> std::io::Result<()> {
+    let mut msg = LinkMessage::default();
+    msg.header.index = ifindex;
+    msg.attributes.push(LinkAttribute::Xdp(vec![
+        LinkXdp::Fd(fd),
+        LinkXdp::Flags(flags),
+    ]));
+    rtnl(RouteNetlinkMessage::SetLink(msg), 0).map(drop)
+}
+
+/// The program with id `id` attached to `ifindex`, which must be vipd's.
+fn vipd_program(ifindex: u32, id: u32) -> Result<aya::programs::ProgramInfo> {
+    let info = aya::programs::loaded_programs()
+        .filter_map(|p| p.ok())
+        .find(|p| p.id() == id)
+        .ok_or_else(|| DataplaneError::Link {
+            what: format!("ifindex {ifindex}"),
+            detail: format!("its XDP program {id} vanished"),
+        })?;
+    if info.name_as_str() != Some(XDP_PROGRAM) {
+        return Err(DataplaneError::Link {
+            what: format!("ifindex {ifindex}"),
+            detail: format!(
+                "another XDP program is attached ({:?}, id {id}); vipd does not replace it: \
+                 detach it first (ip link set dev <interface> xdp off)",
+                info.name_as_str().unwrap_or("?")
+            ),
+        });
+    }
+    Ok(info)
+}
+
+/// Pins the maps of vipd's attached `program` in `pin_dir`, for the loader to reuse.
+fn adopt_maps(program: &aya::programs::ProgramInfo, pin_dir: &Path) -> Result<()> {
+    let ids = program
+        .map_ids()
+        .map_err(prog_err("reading the maps of the attached program"))?
+        .unwrap_or_default();
+    for id in ids {
+        let map = MapData::from_id(id).map_err(map_err(format!("map {id}")))?;
+        let info = map.info().map_err(map_err(format!("map {id}")))?;
+        let Some(name) = info.name_as_str().filter(|n| OUR_MAPS.contains(n)) else {
+            continue;
+        };
+        map.pin(pin_dir.join(name))
+            .map_err(|e| DataplaneError::Link {
+                what: format!("pinning the adopted map {name}"),
+                detail: e.to_string(),
+            })?;
+    }
+    tracing::info!(
+        program = program.id(),
+        "adopted the maps of the attached XDP program"
+    );
+    Ok(())
 }
 
 /// The kernel's `struct xdp_md`, as BPF_PROG_TEST_RUN takes it for the context.
