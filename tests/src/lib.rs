@@ -144,6 +144,9 @@ pub struct Lab {
     pub prefix: String,
     pub nodes: Vec<Host>,
     pub client: Host,
+    /// Start vipd and talk to it exactly as a user types it (`ip netns exec NS vipd ...`):
+    /// no control socket or bpffs path of the lab.
+    pub as_user: bool,
     switch: String,
     dir: PathBuf,
     children: Vec<Child>,
@@ -180,6 +183,7 @@ impl Lab {
             prefix,
             dir,
             children: Vec::new(),
+            as_user: false,
         };
         // From here on, Drop cleans up whatever part of the lab exists.
         lab.build()?;
@@ -253,9 +257,11 @@ impl Lab {
             .append(true)
             .open(self.log(i))?;
         let mut cmd = self.nodes[i].cmd(vipd_bin());
-        cmd.args(["--control-socket", &self.socket(i).to_string_lossy()])
-            .args(["--bpffs-dir", &self.pin_dir(i).to_string_lossy()])
-            .args(args)
+        if !self.as_user {
+            cmd.args(["--control-socket", &self.socket(i).to_string_lossy()])
+                .args(["--bpffs-dir", &self.pin_dir(i).to_string_lossy()]);
+        }
+        cmd.args(args)
             .env("RUST_LOG", "vipd=debug")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -353,11 +359,12 @@ impl Lab {
 
     /// Runs `vipd <args>` (a control command) on node `i` against its daemon.
     pub fn vipd_ctl(&self, i: usize, args: &[&str]) -> Result<String> {
-        let out = self.nodes[i]
-            .cmd(vipd_bin())
-            .args(args)
-            .args(["--control-socket", &self.socket(i).to_string_lossy()])
-            .output()?;
+        let mut cmd = self.nodes[i].cmd(vipd_bin());
+        cmd.args(args);
+        if !self.as_user {
+            cmd.args(["--control-socket", &self.socket(i).to_string_lossy()]);
+        }
+        let out = cmd.output()?;
         if !out.status.success() {
             bail!(
                 "vipd {args:?} on node {}: {}",
@@ -826,6 +833,165 @@ fn arp_probe(
         }
     }
     Ok(probe)
+}
+
+/// Raw IPv4 packets on a lab link, for hostile-input tests: capture an advertisement,
+/// rewrite it without the key, send it back.
+pub mod packets {
+    use std::net::Ipv4Addr;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::time::{Duration, Instant};
+
+    use anyhow::{Result, bail};
+
+    const ETH_P_IP: u16 = 0x0800;
+
+    fn checksum(data: &[u8]) -> u16 {
+        let mut sum: u32 = 0;
+        for pair in data.chunks(2) {
+            sum += u32::from(u16::from_be_bytes([
+                pair[0],
+                pair.get(1).copied().unwrap_or(0),
+            ]));
+        }
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        !(sum as u16)
+    }
+
+    fn packet_socket(ifname: &str) -> Result<(OwnedFd, i32)> {
+        // SAFETY: plain socket(2), checked below.
+        let raw = unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                i32::from(ETH_P_IP.to_be()),
+            )
+        };
+        if raw < 0 {
+            bail!("packet socket: {}", std::io::Error::last_os_error());
+        }
+        // SAFETY: raw is a socket we own.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let name = std::ffi::CString::new(ifname)?;
+        // SAFETY: a NUL-terminated name.
+        let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) } as i32;
+        if ifindex == 0 {
+            bail!("no interface {ifname}");
+        }
+        // SAFETY: sockaddr_ll is plain old data.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = ETH_P_IP.to_be();
+        sll.sll_ifindex = ifindex;
+        let len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+        // SAFETY: binding our socket to a valid address.
+        if unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&sll as *const libc::sockaddr_ll).cast(),
+                len,
+            )
+        } < 0
+        {
+            bail!("bind: {}", std::io::Error::last_os_error());
+        }
+        Ok((fd, ifindex))
+    }
+
+    /// The IPv4 packet of the first CARP advertisement seen on `ifname` (call it inside the
+    /// namespace, e.g. through `in_netns`).
+    pub fn capture_carp(ifname: &str, timeout: Duration) -> Result<Vec<u8>> {
+        let (fd, _) = packet_socket(ifname)?;
+        let tv = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 100_000,
+        };
+        // SAFETY: setsockopt with a timeval we own.
+        unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&tv as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        };
+        let end = Instant::now() + timeout;
+        let mut buf = [0u8; 2048];
+        while Instant::now() < end {
+            // SAFETY: reading into our buffer.
+            let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            if n >= 14 + 56 && buf[14 + 9] == 112 {
+                return Ok(buf[14..14 + 56].to_vec());
+            }
+        }
+        bail!("no CARP advertisement on {ifname} within {timeout:?}")
+    }
+
+    /// `packet` (IPv4 + 36 CARP bytes) from `src`, with `edit` applied to the CARP bytes and
+    /// both checksums recomputed: what a host without the key can forge.
+    pub fn rewrite_carp(packet: &[u8], src: Ipv4Addr, edit: impl FnOnce(&mut [u8])) -> Vec<u8> {
+        let mut p = packet.to_vec();
+        p[12..16].copy_from_slice(&src.octets());
+        edit(&mut p[20..56]);
+        p[26..28].fill(0);
+        let sum = checksum(&p[20..56]);
+        p[26..28].copy_from_slice(&sum.to_be_bytes());
+        p[10..12].fill(0);
+        let sum = checksum(&p[..20]);
+        p[10..12].copy_from_slice(&sum.to_be_bytes());
+        p
+    }
+
+    /// Sends IPv4 packets to their multicast group's MAC on one interface.
+    pub struct Sender {
+        fd: OwnedFd,
+        ifindex: i32,
+    }
+
+    impl Sender {
+        pub fn open(ifname: &str) -> Result<Sender> {
+            let (fd, ifindex) = packet_socket(ifname)?;
+            Ok(Sender { fd, ifindex })
+        }
+
+        pub fn send_ipv4_multicast(&self, packet: &[u8]) -> Result<()> {
+            let dst = [0x01, 0x00, 0x5e, packet[17] & 0x7f, packet[18], packet[19]];
+            let mut frame = dst.to_vec();
+            frame.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x66]);
+            frame.extend_from_slice(&ETH_P_IP.to_be_bytes());
+            frame.extend_from_slice(packet);
+            // SAFETY: sockaddr_ll is plain old data.
+            let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+            sll.sll_family = libc::AF_PACKET as u16;
+            sll.sll_ifindex = self.ifindex;
+            sll.sll_halen = 6;
+            sll.sll_addr[..6].copy_from_slice(&dst);
+            let len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+            // SAFETY: the frame and address are valid for the call.
+            let n = unsafe {
+                libc::sendto(
+                    self.fd.as_raw_fd(),
+                    frame.as_ptr().cast(),
+                    frame.len(),
+                    0,
+                    (&sll as *const libc::sockaddr_ll).cast(),
+                    len,
+                )
+            };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                // A full transmit queue under a flood: the packet is simply not sent.
+                if e.raw_os_error() == Some(libc::ENOBUFS) {
+                    return Ok(());
+                }
+                bail!("send: {e}");
+            }
+            Ok(())
+        }
+    }
 }
 
 /// Runs `f` on a thread that has entered namespace `ns`: sockets, interfaces and BPF

@@ -1,5 +1,6 @@
 //! Faults that must never leave two owners of a VIP, or none, counted from the client's
-//! side. vipd is started the way users type it where the guarantee is about that.
+//! side. Every test starts vipd exactly as users type it (`ip netns exec NS vipd -i eth0
+//! ...`, no control socket or bpffs path of the lab).
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -10,6 +11,7 @@ const SEC: Duration = Duration::from_secs(1);
 #[test]
 fn a_second_instance_is_refused_before_it_touches_anything() {
     let mut lab = Lab::new("second", 2).unwrap();
+    lab.as_user = true;
     lab.start_node(0, 0, &[]).unwrap();
     lab.start_node(1, 100, &[]).unwrap();
     assert!(
@@ -65,6 +67,7 @@ fn a_lone_master_at_the_fastest_interval_answers_every_arp_request() {
     // -b 0 -k 5: the interval is 19.5 ms and master-down is one interval, so every
     // renewal of the lease is due the moment the previous one runs out.
     let mut lab = Lab::new("fastlease", 1).unwrap();
+    lab.as_user = true;
     let mut flags = lab.ucarp_flags(0, 5, &[]);
     let b = flags.iter().position(|f| f == "-b").unwrap();
     flags[b + 1] = "0".into();
@@ -92,6 +95,7 @@ fn user_flags(lab: &Lab, i: usize, advskew: u8) -> Vec<String> {
 #[test]
 fn a_master_killed_under_ip_netns_exec_without_a_shared_bpffs_stops_answering() {
     let mut lab = Lab::new("kill9user", 2).unwrap();
+    lab.as_user = true;
     let f0 = user_flags(&lab, 0, 0);
     let f1 = user_flags(&lab, 1, 100);
     let a0: Vec<&str> = f0.iter().map(String::as_str).collect();
@@ -142,6 +146,7 @@ fn a_master_killed_under_ip_netns_exec_without_a_shared_bpffs_stops_answering() 
 #[test]
 fn a_clean_stop_never_leaves_a_hand_added_vip_answered() {
     let mut lab = Lab::new("handvip", 2).unwrap();
+    lab.as_user = true;
     let f0 = user_flags(&lab, 0, 0);
     let f1 = user_flags(&lab, 1, 100);
     let a0: Vec<&str> = f0.iter().map(String::as_str).collect();
@@ -198,6 +203,7 @@ fn a_clean_stop_never_leaves_a_hand_added_vip_answered() {
 #[test]
 fn interfaces_are_followed_by_identity_not_name() {
     let mut lab = Lab::new("ifident", 2).unwrap();
+    lab.as_user = true;
     lab.start_node(0, 0, &[]).unwrap();
     lab.start_node(1, 100, &[]).unwrap();
     assert!(
@@ -243,6 +249,7 @@ fn interfaces_are_followed_by_identity_not_name() {
 fn a_healed_split_brain_ends_with_one_owner_and_the_client_on_its_mac() {
     for tag in ["split1", "split2"] {
         let mut lab = Lab::new(tag, 2).unwrap();
+        lab.as_user = true;
         lab.start_node(0, 0, &[]).unwrap();
         lab.start_node(1, 100, &[]).unwrap();
         assert!(

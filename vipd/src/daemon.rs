@@ -497,6 +497,15 @@ pub async fn run(config: Config, opts: Options) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("polling the ring buffer: {e}"))?;
     let listener = control::listen(&opts.control_socket).await?;
     let (mut requests, control_stats) = control::serve(listener, control::Limits::default());
+    // Set up: from here on the daemon needs little of root.
+    match crate::privileges::restrict() {
+        Ok(kept) => {
+            let mut kept: Vec<String> = kept.iter().map(|c| c.to_string()).collect();
+            kept.sort();
+            info!(capabilities = %kept.join(","), "privileges reduced (no_new_privs, RLIMIT_RTTIME)");
+        }
+        Err(e) => warn!(error = %e, "cannot reduce privileges"),
+    }
     info!(groups = d.members.len(), socket = %opts.control_socket.display(), "vipd running");
     d.start(Instant::now()).await;
 

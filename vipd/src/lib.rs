@@ -16,5 +16,6 @@ pub mod election;
 pub mod executor;
 pub mod garp;
 pub mod group;
+pub mod privileges;
 pub mod rx;
 pub mod scripts;
