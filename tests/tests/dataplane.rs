@@ -94,6 +94,17 @@ fn classifies_hand_built_frames() {
         assert!(ev.rx_ns > 0 && ev.rx_ns <= monotonic_ns());
         let seen = dp.group_seen(ifindex, 1).unwrap();
         assert_eq!((seen.count, seen.last_seen_ns), (1, ev.rx_ns));
+        // A known peer's advertisement takes the peers' ring, even when a flood from other
+        // sources has filled the ordinary one.
+        let mut peer_ring = dp.take_peer_adverts().unwrap();
+        let (_, _) = dp.test_run_xdp(&advert, ifindex, 5000).unwrap();
+        assert!(dp.counters().unwrap().get(Reason::DropCarpRingFull) > 0);
+        dp.add_known_peer(ifindex, Ipv4Addr::new(10, 77, 0, 1))
+            .unwrap();
+        assert_eq!(run(dp, &advert), XDP_PASS);
+        assert_eq!(dp.counters().unwrap().get(Reason::PassCarpKnownPeer), 1);
+        assert!(peer_ring.next().is_some());
+        while ring.next().is_some() {}
         // A peer advertised the group after the lease was renewed: the grace is over.
         assert_eq!(run(dp, &req), XDP_DROP);
         assert_eq!(dp.counters().unwrap().get(Reason::DropArpNotOwned), 3);

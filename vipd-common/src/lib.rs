@@ -27,6 +27,17 @@ pub const MAP_VHIDS: &str = "VHIDS";
 pub const MAP_ADVERTS: &str = "ADVERTS";
 /// Size of the `ADVERTS` ring buffer in bytes (a power of two, a multiple of the page size).
 pub const ADVERTS_RING_BYTES: u32 = 256 * 1024;
+/// `PEER_ADVERTS`: ring buffer of [`AdvertEvent`] like `ADVERTS`, for advertisements whose
+/// source is in `KNOWN_PEERS`. A flood from other sources fills `ADVERTS`, never this one,
+/// so it cannot crowd out the group's peers.
+pub const MAP_PEER_ADVERTS: &str = "PEER_ADVERTS";
+/// Size of the `PEER_ADVERTS` ring buffer in bytes.
+pub const PEER_ADVERTS_RING_BYTES: u32 = 64 * 1024;
+/// `KNOWN_PEERS`: LRU hash map [`PeerKey`] → `u32` (unused, 1). The daemon adds every
+/// source whose advertisement it accepted (authentic, not replayed).
+pub const MAP_KNOWN_PEERS: &str = "KNOWN_PEERS";
+/// Maximum number of entries in `KNOWN_PEERS`.
+pub const MAX_KNOWN_PEERS: u32 = 1024;
 /// Maximum number of entries in `VIP_OWNER`.
 pub const MAX_VIPS: u32 = 4096;
 /// Maximum number of entries in `VHIDS` (255 groups on each of several interfaces).
@@ -81,10 +92,14 @@ pub enum Reason {
     DropCarpFragment = 15,
     /// XDP: dropped a CARP advertisement for our group sent to another destination.
     DropCarpBadDestination = 16,
+    /// XDP: a CARP advertisement from a known peer, handed to the daemon on its own ring.
+    PassCarpKnownPeer = 17,
+    /// XDP: dropped a CARP advertisement from a known peer; its ring was full.
+    DropCarpPeerRingFull = 18,
 }
 
 /// Number of slots in `STATS`.
-pub const REASON_COUNT: u32 = 17;
+pub const REASON_COUNT: u32 = 19;
 
 impl Reason {
     /// Every reason, in slot order.
@@ -106,6 +121,8 @@ impl Reason {
         Reason::PassTxOther,
         Reason::DropCarpFragment,
         Reason::DropCarpBadDestination,
+        Reason::PassCarpKnownPeer,
+        Reason::DropCarpPeerRingFull,
     ];
 
     /// Short stable name, used by `vipd status` and its JSON.
@@ -128,6 +145,8 @@ impl Reason {
             Reason::PassTxOther => "pass_tx_other",
             Reason::DropCarpFragment => "drop_carp_fragment",
             Reason::DropCarpBadDestination => "drop_carp_bad_destination",
+            Reason::PassCarpKnownPeer => "pass_carp_known_peer",
+            Reason::DropCarpPeerRingFull => "drop_carp_peer_ring_full",
         }
     }
 }
@@ -179,6 +198,15 @@ impl VipOwner {
         }
         now_ns < self.grace_until_ns && peer_seen_ns <= self.renewed_ns
     }
+}
+
+/// Key of `KNOWN_PEERS`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerKey {
+    pub ifindex: u32,
+    /// The peer's IPv4 source address, network byte order.
+    pub addr: u32,
 }
 
 /// Key of `VHIDS`.
@@ -233,6 +261,7 @@ mod pod {
     unsafe impl aya::Pod for super::VhidKey {}
     unsafe impl aya::Pod for super::VhidSeen {}
     unsafe impl aya::Pod for super::AdvertEvent {}
+    unsafe impl aya::Pod for super::PeerKey {}
 }
 
 #[cfg(test)]

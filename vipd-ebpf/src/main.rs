@@ -12,16 +12,17 @@ use aya_ebpf::{
     bindings::{TC_ACT_OK, TC_ACT_SHOT, xdp_action},
     helpers::bpf_ktime_get_ns,
     macros::{classifier, map, xdp},
-    maps::{HashMap, PerCpuArray, RingBuf},
+    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
     programs::{TcContext, XdpContext},
 };
 use vipd_common::{
     ADVERT_PACKET_LEN, ADVERTS_RING_BYTES, AdvertEvent, CARP_TTL, CARP_VERSION_TYPE, IPPROTO_CARP,
-    IPV4_HLEN, MAX_GROUPS, MAX_VIPS, REASON_COUNT, Reason, VhidKey, VhidSeen, VipKey, VipOwner,
+    IPV4_HLEN, MAX_GROUPS, MAX_KNOWN_PEERS, MAX_VIPS, PEER_ADVERTS_RING_BYTES, PeerKey,
+    REASON_COUNT, Reason, VhidKey, VhidSeen, VipKey, VipOwner,
 };
 
-// The maps, as documented in vipd-common. Pinned by name so that they outlive the daemon
-// and a restarted daemon adopts them.
+// The maps, as documented in vipd-common. The programs hold them while attached; pinned by
+// name when a daemon adopts them.
 #[map(name = "STATS")]
 static STATS: PerCpuArray<u64> = PerCpuArray::pinned(REASON_COUNT, 0);
 #[map(name = "VIP_OWNER")]
@@ -30,6 +31,10 @@ static VIP_OWNER: HashMap<VipKey, VipOwner> = HashMap::pinned(MAX_VIPS, 0);
 static VHIDS: HashMap<VhidKey, VhidSeen> = HashMap::pinned(MAX_GROUPS, 0);
 #[map(name = "ADVERTS")]
 static ADVERTS: RingBuf = RingBuf::pinned(ADVERTS_RING_BYTES, 0);
+#[map(name = "PEER_ADVERTS")]
+static PEER_ADVERTS: RingBuf = RingBuf::pinned(PEER_ADVERTS_RING_BYTES, 0);
+#[map(name = "KNOWN_PEERS")]
+static KNOWN_PEERS: LruHashMap<PeerKey, u32> = LruHashMap::pinned(MAX_KNOWN_PEERS, 0);
 
 const ETH_HLEN: usize = 14;
 const ETH_P_IP: u16 = 0x0800;
@@ -189,8 +194,21 @@ fn classify_ipv4(ctx: &XdpContext, ifindex: u32) -> (u32, Reason) {
         (*seen).last_src = src;
         (*seen).count = (*seen).count.wrapping_add(1);
     }
-    let Some(mut entry) = ADVERTS.reserve::<AdvertEvent>(0) else {
-        return (xdp_action::XDP_DROP, Reason::DropCarpRingFull);
+    // Known peers have a ring of their own: a flood from other sources cannot fill it.
+    let known = KNOWN_PEERS
+        .get_ptr(PeerKey { ifindex, addr: src })
+        .is_some();
+    let (ring, passed, full) = if known {
+        (
+            &PEER_ADVERTS,
+            Reason::PassCarpKnownPeer,
+            Reason::DropCarpPeerRingFull,
+        )
+    } else {
+        (&ADVERTS, Reason::PassCarpToDaemon, Reason::DropCarpRingFull)
+    };
+    let Some(mut entry) = ring.reserve::<AdvertEvent>(0) else {
+        return (xdp_action::XDP_DROP, full);
     };
     let mut bytes = [0u8; ADVERT_PACKET_LEN];
     let mut i = 0;
@@ -206,7 +224,7 @@ fn classify_ipv4(ctx: &XdpContext, ifindex: u32) -> (u32, Reason) {
         packet: bytes,
     });
     entry.submit(0);
-    (PASS, Reason::PassCarpToDaemon)
+    (PASS, passed)
 }
 
 #[classifier]

@@ -47,6 +47,8 @@ pub struct Daemon<E: Effects> {
     pub fx: E,
     /// Advertisements the ring buffer delivered for no configured group.
     unknown_group: u64,
+    /// Sources whose advertisements were accepted: they have a ring of their own.
+    known_peers: std::collections::HashSet<(u32, Ipv4Addr)>,
     started: Instant,
 }
 
@@ -63,6 +65,7 @@ impl<E: Effects> Daemon<E> {
             links,
             fx,
             unknown_group: 0,
+            known_peers: Default::default(),
             started: now,
         }
     }
@@ -104,6 +107,12 @@ impl<E: Effects> Daemon<E> {
             return;
         };
         m.counters.last_advert = Some(at);
+        if self.known_peers.len() < vipd_common::MAX_KNOWN_PEERS as usize
+            && self.known_peers.insert((ifindex, src))
+            && let Err(e) = self.fx.learn_peer(ifindex, src)
+        {
+            warn!(peer = %src, error = %e, "cannot give the peer its own ring");
+        }
         let event = Event::Advert {
             src,
             advbase: adv.advbase,
@@ -477,24 +486,7 @@ pub async fn run(config: Config, opts: Options) -> Result<()> {
     // Link events are subscribed to before the links are read, so that no change is lost.
     let mut link_watch = LinkWatch::start()?;
     let mut d = build(config, &opts).await?;
-    let mut ring =
-        d.fx.dp
-            .take_adverts()
-            .context("advertisement ring buffer")?;
-    // What an adopted ring holds was received while no daemon listened: stale.
-    let mut stale = 0;
-    while ring.next().is_some() {
-        stale += 1;
-    }
-    if stale > 0 {
-        info!(
-            records = stale,
-            "discarded advertisements queued while no vipd ran"
-        );
-    }
-    // SAFETY: the ring buffer owns its fd and outlives the registration (both live in `ring`).
-    let mut ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
-        .map_err(|e| anyhow::anyhow!("polling the ring buffer: {e}"))?;
+    let mut rings = Rings::open(&mut d.fx.dp)?;
     let listener = control::listen(&opts.control_socket).await?;
     let (mut requests, control_stats) = control::serve(listener, control::Limits::default());
     // Set up: from here on the daemon needs little of root.
@@ -518,11 +510,11 @@ pub async fn run(config: Config, opts: Options) -> Result<()> {
         let deadline = d.next_deadline();
         tokio::select! {
             biased;
-            guard = ring.readable_mut() => on_adverts(&mut d, drain_ready(guard?)).await,
+            events = rings.readable() => on_adverts(&mut d, events?).await,
             _ = sleep_until(deadline) => {
                 // Advertisements the kernel queued before the timer count first, so a late
                 // wake-up never turns into a master-down the ring buffer already disproves.
-                on_adverts(&mut d, drain(ring.get_mut())).await;
+                on_adverts(&mut d, rings.drain_now()).await;
                 d.on_timers(Instant::now()).await;
             }
             Some(ev) = link_watch.next() => {
@@ -566,12 +558,12 @@ pub async fn run(config: Config, opts: Options) -> Result<()> {
     while d.handing_over() {
         let deadline = d.next_deadline();
         tokio::select! {
-            guard = ring.readable_mut() => {
-                let Ok(guard) = guard else { break };
-                on_adverts(&mut d, drain_ready(guard)).await;
+            events = rings.readable() => {
+                let Ok(events) = events else { break };
+                on_adverts(&mut d, events).await;
             }
             _ = sleep_until(deadline) => {
-                on_adverts(&mut d, drain(ring.get_mut())).await;
+                on_adverts(&mut d, rings.drain_now()).await;
                 d.on_timers(Instant::now()).await;
             }
         }
@@ -684,6 +676,56 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
+/// The two advertisement rings: known peers' first, then everyone else's.
+struct Rings {
+    peers: AsyncFd<RingBuf<MapData>>,
+    others: AsyncFd<RingBuf<MapData>>,
+}
+
+impl Rings {
+    /// Takes both rings, discarding what an adopted ring holds (received while no vipd
+    /// listened: stale).
+    fn open(dp: &mut Dataplane) -> Result<Rings> {
+        let register = |ring: Option<RingBuf<MapData>>, what: &str| -> Result<_> {
+            let mut ring = ring.with_context(|| format!("{what} ring buffer"))?;
+            let mut stale = 0;
+            while ring.next().is_some() {
+                stale += 1;
+            }
+            if stale > 0 {
+                info!(
+                    records = stale,
+                    ring = what,
+                    "discarded advertisements queued while no vipd ran"
+                );
+            }
+            // SAFETY: the ring buffer owns its fd and outlives the registration (both live
+            // in the AsyncFd).
+            unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
+                .map_err(|e| anyhow::anyhow!("polling the {what} ring buffer: {e}"))
+        };
+        let peers = register(dp.take_peer_adverts(), "known peers'")?;
+        let others = register(dp.take_adverts(), "advertisement")?;
+        Ok(Rings { peers, others })
+    }
+
+    /// Waits until a ring has records and takes a bounded batch, the known peers' first.
+    async fn readable(&mut self) -> std::io::Result<Vec<AdvertEvent>> {
+        tokio::select! {
+            biased;
+            guard = self.peers.readable_mut() => Ok(drain_ready(guard?)),
+            guard = self.others.readable_mut() => Ok(drain_ready(guard?)),
+        }
+    }
+
+    /// What both rings hold now (a bounded batch of each), the known peers' first.
+    fn drain_now(&mut self) -> Vec<AdvertEvent> {
+        let mut events = drain(self.peers.get_mut());
+        events.extend(drain(self.others.get_mut()));
+        events
+    }
+}
+
 /// Takes what the ring buffer holds once epoll reports it readable; re-arms the wait once
 /// the ring is empty.
 fn drain_ready(mut guard: AsyncFdReadyMutGuard<'_, RingBuf<MapData>>) -> Vec<AdvertEvent> {
@@ -772,7 +814,14 @@ mod tests {
         other[21] = 9;
         d.on_advert(IFINDEX, &other, t0 + ms(40)).await;
         assert_eq!(d.status(t0, Vec::new()).unknown_group, 1);
-        assert!(d.fx.take().is_empty());
+        // Only the accepted source gets the known peers' ring, once.
+        assert_eq!(
+            d.fx.take(),
+            [Effect::Peer {
+                ifindex: IFINDEX,
+                addr: PEER
+            }]
+        );
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -22,8 +22,8 @@ use netlink_packet_route::link::{LinkAttribute, LinkMessage, LinkXdp, XdpAttache
 use netlink_sys::protocols::NETLINK_ROUTE;
 use netlink_sys::{Socket, SocketAddr};
 use vipd_common::{
-    MAP_ADVERTS, MAP_STATS, MAP_VHIDS, MAP_VIP_OWNER, REASON_COUNT, Reason, TC_EGRESS_PROGRAM,
-    VhidKey, VhidSeen, VipKey, VipOwner, XDP_PROGRAM,
+    MAP_ADVERTS, MAP_KNOWN_PEERS, MAP_PEER_ADVERTS, MAP_STATS, MAP_VHIDS, MAP_VIP_OWNER, PeerKey,
+    REASON_COUNT, Reason, TC_EGRESS_PROGRAM, VhidKey, VhidSeen, VipKey, VipOwner, XDP_PROGRAM,
 };
 
 /// The XDP/TC object built by `cargo xtask build-ebpf`.
@@ -152,6 +152,8 @@ pub struct Dataplane {
     vhids: HashMap<MapData, VhidKey, VhidSeen>,
     stats: PerCpuArray<MapData, u64>,
     adverts: Option<RingBuf<MapData>>,
+    peer_adverts: Option<RingBuf<MapData>>,
+    known_peers: HashMap<MapData, PeerKey, u32>,
     attached: Vec<(String, u32)>,
 }
 
@@ -263,6 +265,16 @@ impl Dataplane {
                 .ok_or(DataplaneError::Missing(MAP_ADVERTS))?,
         )
         .map_err(map_err(MAP_ADVERTS))?;
+        let peer_adverts = RingBuf::try_from(
+            ebpf.take_map(MAP_PEER_ADVERTS)
+                .ok_or(DataplaneError::Missing(MAP_PEER_ADVERTS))?,
+        )
+        .map_err(map_err(MAP_PEER_ADVERTS))?;
+        let known_peers = HashMap::try_from(
+            ebpf.take_map(MAP_KNOWN_PEERS)
+                .ok_or(DataplaneError::Missing(MAP_KNOWN_PEERS))?,
+        )
+        .map_err(map_err(MAP_KNOWN_PEERS))?;
         Ok(Dataplane {
             ebpf,
             pin_dir: pin_dir.to_owned(),
@@ -270,6 +282,8 @@ impl Dataplane {
             vhids,
             stats,
             adverts: Some(adverts),
+            peer_adverts: Some(peer_adverts),
+            known_peers,
             attached: Vec::new(),
         })
     }
@@ -469,6 +483,22 @@ impl Dataplane {
         self.adverts.take()
     }
 
+    /// The ring buffer of advertisements from known peers; the receive loop takes it once.
+    pub fn take_peer_adverts(&mut self) -> Option<RingBuf<MapData>> {
+        self.peer_adverts.take()
+    }
+
+    /// From now on, advertisements from `addr` on `ifindex` take the known peers' ring.
+    pub fn add_known_peer(&mut self, ifindex: u32, addr: Ipv4Addr) -> Result<()> {
+        let key = PeerKey {
+            ifindex,
+            addr: u32::from_ne_bytes(addr.octets()),
+        };
+        self.known_peers
+            .insert(key, 1, 0)
+            .map_err(map_err(format!("adding known peer {addr}")))
+    }
+
     /// Runs the XDP program on `frame` with BPF_PROG_TEST_RUN as if it arrived on
     /// `ifindex`, `repeat` times. Returns the verdict and the mean run time in nanoseconds.
     pub fn test_run_xdp(&self, frame: &[u8], ifindex: u32, repeat: u32) -> Result<(u32, u32)> {
@@ -529,7 +559,14 @@ impl Dataplane {
 }
 
 /// The maps vipd pins (by these names) when it adopts them.
-const OUR_MAPS: [&str; 4] = [MAP_STATS, MAP_VIP_OWNER, MAP_VHIDS, MAP_ADVERTS];
+const OUR_MAPS: [&str; 6] = [
+    MAP_STATS,
+    MAP_VIP_OWNER,
+    MAP_VHIDS,
+    MAP_ADVERTS,
+    MAP_PEER_ADVERTS,
+    MAP_KNOWN_PEERS,
+];
 /// Priority of vipd's TC egress filter: fixed, so that a restarted vipd finds it.
 const TC_PRIORITY: u16 = 0x7ca2;
 /// Handle of vipd's TC egress filter.

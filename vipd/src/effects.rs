@@ -46,6 +46,8 @@ pub trait Effects {
     async fn remove_address(&mut self, ifindex: u32, vip: Vip) -> Result<(), EffectError>;
     /// Queues a script run.
     fn run_script(&mut self, run: ScriptRun);
+    /// Gives advertisements from `addr` on `ifindex` the known peers' ring from now on.
+    fn learn_peer(&mut self, ifindex: u32, addr: Ipv4Addr) -> Result<(), EffectError>;
 }
 
 /// The real side effects: BPF maps, packet sockets, rtnetlink, the script runner.
@@ -108,6 +110,10 @@ impl Effects for Kernel {
     fn run_script(&mut self, run: ScriptRun) {
         self.scripts.queue(run);
     }
+
+    fn learn_peer(&mut self, ifindex: u32, addr: Ipv4Addr) -> Result<(), EffectError> {
+        Ok(self.dp.add_known_peer(ifindex, addr)?)
+    }
 }
 
 /// One recorded side effect.
@@ -134,6 +140,10 @@ pub enum Effect {
     Script {
         script: std::path::PathBuf,
         args: Vec<String>,
+    },
+    Peer {
+        ifindex: u32,
+        addr: Ipv4Addr,
     },
 }
 
@@ -205,5 +215,10 @@ impl Effects for Recorder {
             script: run.script,
             args: run.args,
         });
+    }
+
+    fn learn_peer(&mut self, ifindex: u32, addr: Ipv4Addr) -> Result<(), EffectError> {
+        self.log.push(Effect::Peer { ifindex, addr });
+        Ok(())
     }
 }
