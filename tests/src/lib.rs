@@ -105,6 +105,14 @@ impl Host {
             .to_owned()
     }
 
+    /// MAC address of interface `ifname` in this namespace.
+    pub fn mac_of(&self, ifname: &str) -> String {
+        self.ok(&format!("cat /sys/class/net/{ifname}/address"))
+            .expect("interface exists")
+            .trim()
+            .to_owned()
+    }
+
     /// Whether `addr` is configured on `eth0`.
     pub fn has_addr(&self, addr: Ipv4Addr) -> bool {
         self.ok("ip -4 -o addr show dev eth0")
@@ -728,6 +736,25 @@ impl Lab {
         ))
     }
 
+    /// A second link from node `i` to the lab's bridge, named `ifname` in the node.
+    pub fn add_link(&self, i: usize, ifname: &str) -> Result<()> {
+        let (sw, ns) = (&self.switch, &self.nodes[i].ns);
+        let port = format!("p{}{ifname}", i + 1);
+        run_sh(&format!(
+            "ip -n {sw} link add {port} type veth peer name {ifname} netns {ns} && \
+             ip -n {sw} link set {port} master br0 up"
+        ))
+    }
+
+    /// The MACs that answer ARP for `addr` from the client on its interface `ifname`.
+    pub fn arp_owners_on(&self, ifname: &str, addr: Ipv4Addr, count: u32) -> Vec<String> {
+        let out = self.client.sh(&format!(
+            "arping -I {ifname} -c {count} -w {} {addr}",
+            count + 1
+        ));
+        parse_arping_macs(&String::from_utf8_lossy(&out.stdout))
+    }
+
     /// The MAC the client's neighbour table holds for `addr`, if any.
     pub fn client_neighbour(&self, addr: Ipv4Addr) -> Option<String> {
         let out = self
@@ -1039,6 +1066,18 @@ pub mod frames {
         eth(0x0806, &a)
     }
 
+    /// `frame` with VLAN tags (ethertype, VID) inserted after the MAC addresses, outermost
+    /// first.
+    pub fn tagged(frame: &[u8], tags: &[(u16, u16)]) -> Vec<u8> {
+        let mut f = frame[..12].to_vec();
+        for (ethertype, vid) in tags {
+            f.extend_from_slice(&ethertype.to_be_bytes());
+            f.extend_from_slice(&vid.to_be_bytes());
+        }
+        f.extend_from_slice(&frame[12..]);
+        f
+    }
+
     /// A whole IPv4 packet wrapped in Ethernet.
     pub fn ipv4(packet: &[u8]) -> Vec<u8> {
         eth(0x0800, packet)
@@ -1076,6 +1115,16 @@ pub struct Status {
     pub groups: Vec<GroupStatus>,
     /// XDP/TC verdict counters: (reason, packets).
     pub xdp: Vec<(String, u64)>,
+    /// How the ingress program is attached to each interface.
+    #[serde(default)]
+    pub interfaces: Vec<InterfaceStatus>,
+}
+
+/// One interface in `vipd status --json`.
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct InterfaceStatus {
+    pub name: String,
+    pub mode: String,
 }
 
 /// One group in `vipd status --json`.

@@ -149,6 +149,27 @@ fn classifies_hand_built_frames() {
         assert_eq!(dp.counters().unwrap().get(Reason::PassOther), 1);
         assert_eq!(run(dp, &req[..20]), XDP_PASS);
         assert_eq!(dp.counters().unwrap().get(Reason::PassTruncated), 1);
+
+        // Tagged frames get the same verdicts: 802.1Q, a priority tag (VID 0), 802.1ad
+        // over 802.1Q.
+        dp.set_owner(ifindex, VIP, VipOwner::NOT_OWNED).unwrap();
+        let dropped = dp.counters().unwrap().get(Reason::DropArpNotOwned);
+        let to_daemon = |c: &vipd::dataplane::Counters| {
+            c.get(Reason::PassCarpToDaemon) + c.get(Reason::PassCarpKnownPeer)
+        };
+        let adverts = to_daemon(&dp.counters().unwrap());
+        let tags: [&[(u16, u16)]; 3] = [
+            &[(0x8100, 100)],
+            &[(0x8100, 0)],
+            &[(0x88a8, 7), (0x8100, 100)],
+        ];
+        for (k, tag) in tags.iter().enumerate() {
+            assert_eq!(run(dp, &frames::tagged(&req, tag)), XDP_DROP, "{tag:?}");
+            let c = dp.counters().unwrap();
+            assert_eq!(c.get(Reason::DropArpNotOwned), dropped + k as u64 + 1);
+            assert_eq!(run(dp, &frames::tagged(&advert, tag)), XDP_PASS);
+            assert_eq!(to_daemon(&dp.counters().unwrap()), adverts + k as u64 + 1);
+        }
     });
 }
 
@@ -160,12 +181,13 @@ fn counters_move_under_real_traffic() {
     // Attach inside the node, then generate traffic from the client.
     let before = in_netns(&node.ns, move || {
         let mut dp = Dataplane::load(&pin, &[]).expect("load eBPF");
-        let (_, mode) = dp.attach("eth0", XdpPreference::Native).expect("attach");
+        let attached = dp.attach("eth0", XdpPreference::Native).expect("attach");
         assert_eq!(
-            mode,
+            attached.mode,
             vipd::dataplane::AttachMode::Native,
             "veth supports native XDP"
         );
+        assert!(!attached.adopted);
         dp.counters().unwrap()
     });
     lab.client
@@ -180,8 +202,9 @@ fn counters_move_under_real_traffic() {
         let eth0 = vipd::dataplane::ifindex("eth0").unwrap();
         let mut dp = Dataplane::load(&pin, &[eth0]).expect("reload adopting the maps");
         let c = dp.counters().unwrap();
-        let (_, mode) = dp.attach("eth0", XdpPreference::Native).expect("attach");
-        assert_eq!(mode, vipd::dataplane::AttachMode::Adopted);
+        let attached = dp.attach("eth0", XdpPreference::Native).expect("attach");
+        assert!(attached.adopted);
+        assert_eq!(attached.mode, vipd::dataplane::AttachMode::Native);
         dp.detach_all(&[]).unwrap();
         c
     });

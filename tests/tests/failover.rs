@@ -127,7 +127,7 @@ fn killed_master_stops_claiming_and_restart_stays_backup() {
         vec![lab.nodes[1].mac()],
         "exactly one ARP owner"
     );
-    // Restarted without -P, the better node stays BACKUP and adopts the pinned program.
+    // Restarted without -P, the better node stays BACKUP and adopts the attached program.
     lab.start_node(0, 0, &[]).unwrap();
     assert!(
         lab.wait_state(0, 1, "BACKUP", 5 * SEC),
@@ -137,7 +137,11 @@ fn killed_master_stops_claiming_and_restart_stays_backup() {
     std::thread::sleep(4 * SEC);
     assert_eq!(lab.state(0, 1), "BACKUP");
     assert_eq!(lab.state(1, 1), "MASTER");
-    assert!(lab.log_text(0).contains("Adopted"), "{}", lab.log_text(0));
+    assert!(
+        lab.log_text(0).contains("adopted=true"),
+        "{}",
+        lab.log_text(0)
+    );
     assert_eq!(lab.arp_owners(VIP, 3), vec![lab.nodes[1].mac()]);
 }
 

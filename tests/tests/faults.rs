@@ -178,7 +178,7 @@ fn a_clean_stop_never_leaves_a_hand_added_vip_answered() {
         "vipd removed an address it did not add"
     );
     assert!(
-        lab.log_text(1).contains("stays attached"),
+        lab.log_text(1).contains("stay attached"),
         "{}",
         lab.log_text(1)
     );

@@ -168,3 +168,56 @@ fn a_random_source_flood_keeps_memory_and_logs_flat_and_changes_nothing() {
         .unwrap_or(0);
     assert!(bad_hmac > 1000, "{st:?}");
 }
+
+#[test]
+fn full_coverage_refuses_rewritten_timing_and_senders_outright() {
+    let mut lab = Lab::new("authall", 2).unwrap();
+    lab.as_user = true;
+    for (i, skew) in [(0usize, 0u8), (1, 100)] {
+        let path = lab.dir().join(format!("n{}.toml", i + 1));
+        std::fs::write(
+            &path,
+            format!(
+                "[[group]]\ninterface = \"eth0\"\nvhid = 1\nvips = [\"{VIP}/24\"]\n\
+                 password = \"secret\"\nadvskew = {skew}\nauthenticate = \"all\"\n"
+            ),
+        )
+        .unwrap();
+        lab.start_vipd(i, &["run", "--config", &path.to_string_lossy()])
+            .unwrap();
+    }
+    assert!(
+        lab.wait_state(0, 1, "MASTER", 8 * SEC),
+        "{}",
+        lab.log_text(0)
+    );
+    assert!(
+        lab.wait_state(1, 1, "BACKUP", 2 * SEC),
+        "{}",
+        lab.log_text(1)
+    );
+    let client = lab.client.ns.clone();
+    let captured = in_netns(&client, || packets::capture_carp("eth0", 3 * SEC)).unwrap();
+    // The same advertisement from elsewhere, then with better timing: not authentic.
+    let elsewhere = packets::rewrite_carp(&captured, Ipv4Addr::new(10, 0, 0, 66), |_| {});
+    let faster = packets::rewrite_carp(&captured, Ipv4Addr::new(10, 0, 0, 1), |carp| {
+        carp[2] = 1;
+        carp[5] = 0;
+    });
+    in_netns(&client, move || {
+        let tx = packets::Sender::open("eth0").unwrap();
+        tx.send_ipv4_multicast(&elsewhere).unwrap();
+        tx.send_ipv4_multicast(&faster).unwrap();
+    });
+    std::thread::sleep(SEC);
+    let st = lab.status(1).unwrap();
+    let bad_hmac = st.groups[0]
+        .rejected
+        .iter()
+        .find(|(r, _)| r == "bad_hmac")
+        .map(|(_, n)| *n);
+    assert_eq!(bad_hmac, Some(2), "{st:?}");
+    assert_eq!(lab.state(0, 1), "MASTER");
+    assert_eq!(lab.state(1, 1), "BACKUP");
+    assert_eq!(lab.arp_owners(VIP, 2), vec![lab.nodes[0].mac()]);
+}

@@ -7,6 +7,8 @@
 
 /// Name of the XDP program in the object file.
 pub const XDP_PROGRAM: &str = "vipd_xdp";
+/// Name of the TC ingress program in the object file: the XDP program's twin.
+pub const TC_INGRESS_PROGRAM: &str = "vipd_tc_ingress";
 /// Name of the TC egress program in the object file.
 pub const TC_EGRESS_PROGRAM: &str = "vipd_tc_egress";
 

@@ -1,9 +1,12 @@
 //! vipd's kernel side.
 //!
-//! `vipd_xdp` (XDP, ingress): hands CARP advertisements for configured groups to the daemon
-//! through a ring buffer, drops ARP requests for VIPs this node does not own, passes the rest.
-//! `vipd_tc_egress` (TC, egress): drops ARP whose sender address is a VIP this node does not
-//! own, so the node can never claim a VIP it has not won.
+//! `vipd_xdp` (XDP, ingress) and `vipd_tc_ingress` (TC, ingress) take the same decisions
+//! with the same code, one for drivers where XDP costs nothing and one where a native XDP
+//! program would cost throughput (veth, virtio-net): hand CARP advertisements for
+//! configured groups to the daemon through a ring buffer, drop ARP requests for VIPs this
+//! node does not own, pass the rest. `vipd_tc_egress` (TC, egress) drops ARP whose sender
+//! address is a VIP this node does not own, so the node can never claim a VIP it has not
+//! won. Frames may carry one or two VLAN tags (802.1Q, 802.1ad, priority tags).
 //! Every verdict increments one per-reason counter in `STATS`; nothing is dropped silently.
 #![no_std]
 #![no_main]
@@ -36,17 +39,131 @@ static PEER_ADVERTS: RingBuf = RingBuf::pinned(PEER_ADVERTS_RING_BYTES, 0);
 #[map(name = "KNOWN_PEERS")]
 static KNOWN_PEERS: LruHashMap<PeerKey, u32> = LruHashMap::pinned(MAX_KNOWN_PEERS, 0);
 
-const ETH_HLEN: usize = 14;
-const ETH_P_IP: u16 = 0x0800;
-const ETH_P_ARP: u16 = 0x0806;
-const ARP_LEN: usize = 28;
-const ARPOP_REQUEST: u16 = 1;
-/// Offsets inside the ARP payload (Ethernet/IPv4 ARP only).
-const ARP_OP: usize = 6;
-const ARP_SPA: usize = 14;
-const ARP_TPA: usize = 24;
 /// The More Fragments flag and fragment offset bits of the IPv4 header.
 const IP_FRAGMENT_BITS: u16 = 0x3fff;
+const ETH_P_IP: u16 = 0x0800;
+const ETH_P_ARP: u16 = 0x0806;
+const ETH_P_8021Q: u16 = 0x8100;
+const ETH_P_8021AD: u16 = 0x88a8;
+const ARPOP_REQUEST: u16 = 1;
+/// The ARP and IP headers are at most this far into a frame (two VLAN tags).
+const MAX_L2_LEN: usize = size_of::<EthHdr>() + 2 * size_of::<VlanHdr>();
+
+/// An Ethernet header.
+#[repr(C)]
+struct EthHdr {
+    dst: [u8; 6],
+    src: [u8; 6],
+    proto: [u8; 2],
+}
+
+/// A VLAN tag: the tag control information and the ethertype that follows.
+#[repr(C)]
+struct VlanHdr {
+    tci: [u8; 2],
+    proto: [u8; 2],
+}
+
+/// An Ethernet/IPv4 ARP packet.
+#[repr(C)]
+struct ArpHdr {
+    htype: [u8; 2],
+    ptype: [u8; 2],
+    hlen: u8,
+    plen: u8,
+    op: [u8; 2],
+    sha: [u8; 6],
+    spa: [u8; 4],
+    tha: [u8; 6],
+    tpa: [u8; 4],
+}
+
+/// An IPv4 header without options.
+#[repr(C)]
+struct Ipv4Hdr {
+    version_ihl: u8,
+    tos: u8,
+    total_len: [u8; 2],
+    id: [u8; 2],
+    frag: [u8; 2],
+    ttl: u8,
+    proto: u8,
+    check: [u8; 2],
+    src: [u8; 4],
+    dst: [u8; 4],
+}
+
+/// The fixed start of a CARP advertisement.
+#[repr(C)]
+struct CarpHdr {
+    version_type: u8,
+    vhid: u8,
+    advskew: u8,
+    authlen: u8,
+}
+
+/// A frame as either hook sees it: bytes between two addresses.
+trait Frame {
+    fn start(&self) -> usize;
+    fn end(&self) -> usize;
+}
+
+impl Frame for XdpContext {
+    #[inline(always)]
+    fn start(&self) -> usize {
+        self.data()
+    }
+    #[inline(always)]
+    fn end(&self) -> usize {
+        self.data_end()
+    }
+}
+
+impl Frame for TcContext {
+    #[inline(always)]
+    fn start(&self) -> usize {
+        self.data()
+    }
+    #[inline(always)]
+    fn end(&self) -> usize {
+        self.data_end()
+    }
+}
+
+/// The one bounds check: a `T` at `off` bytes into the frame, or `None` past its end.
+#[inline(always)]
+fn ptr_at<T>(f: &impl Frame, off: usize) -> Option<*const T> {
+    let start = f.start();
+    if start + off + size_of::<T>() > f.end() {
+        return None;
+    }
+    Some((start + off) as *const T)
+}
+
+/// Network-order bytes as the map keys hold them.
+#[inline(always)]
+fn raw32(b: [u8; 4]) -> u32 {
+    u32::from_ne_bytes(b)
+}
+
+/// The ethertype after any VLAN tags and where its header starts.
+#[inline(always)]
+fn l3(f: &impl Frame) -> Option<(u16, usize)> {
+    let eth: *const EthHdr = ptr_at(f, 0)?;
+    // SAFETY: ptr_at checked the header lies in the frame.
+    let mut proto = u16::from_be_bytes(unsafe { (*eth).proto });
+    let mut off = size_of::<EthHdr>();
+    for _ in 0..2 {
+        if proto != ETH_P_8021Q && proto != ETH_P_8021AD {
+            break;
+        }
+        let tag: *const VlanHdr = ptr_at(f, off)?;
+        // SAFETY: as above.
+        proto = u16::from_be_bytes(unsafe { (*tag).proto });
+        off += size_of::<VlanHdr>();
+    }
+    Some((proto, off))
+}
 
 #[inline(always)]
 fn count(reason: Reason) {
@@ -54,28 +171,6 @@ fn count(reason: Reason) {
         // SAFETY: per-CPU slot, no concurrent writer on this CPU.
         unsafe { *slot += 1 };
     }
-}
-
-/// Bounds-checked pointer to `len` bytes at `off` in the XDP frame.
-#[inline(always)]
-fn xdp_ptr(ctx: &XdpContext, off: usize, len: usize) -> Option<*const u8> {
-    let start = ctx.data();
-    if start + off + len > ctx.data_end() {
-        return None;
-    }
-    Some((start + off) as *const u8)
-}
-
-#[inline(always)]
-fn be16(p: *const u8) -> u16 {
-    // SAFETY: callers pass pointers that were bounds-checked by xdp_ptr.
-    unsafe { u16::from_be_bytes([*p, *p.add(1)]) }
-}
-
-#[inline(always)]
-fn raw32(p: *const u8) -> u32 {
-    // SAFETY: as for be16; the value keeps network byte order.
-    unsafe { u32::from_ne_bytes([*p, *p.add(1), *p.add(2), *p.add(3)]) }
 }
 
 /// Whether this node may claim `addr` on `ifindex` now: `None` when vipd does not manage it.
@@ -94,97 +189,111 @@ fn ownership(ifindex: u32, addr: u32) -> Option<bool> {
     Some(owner.owned_at(unsafe { bpf_ktime_get_ns() }, peer_seen_ns))
 }
 
+/// What an ingress hook does with a frame.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Pass,
+    Drop,
+}
+
 #[xdp(frags)]
 pub fn vipd_xdp(ctx: XdpContext) -> u32 {
-    let (action, reason) = classify(&ctx);
-    count(reason);
-    action
-}
-
-#[inline(always)]
-fn classify(ctx: &XdpContext) -> (u32, Reason) {
-    const PASS: u32 = xdp_action::XDP_PASS;
-    let Some(eth) = xdp_ptr(ctx, 0, ETH_HLEN) else {
-        return (PASS, Reason::PassTruncated);
-    };
     // SAFETY: ingress_ifindex is a field of the context the kernel hands us.
     let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
-    // SAFETY: eth spans 14 checked bytes.
-    match be16(unsafe { eth.add(12) }) {
-        ETH_P_ARP => classify_arp(ctx, ifindex),
-        ETH_P_IP => classify_ipv4(ctx, ifindex),
-        _ => (PASS, Reason::PassOther),
+    let (verdict, reason) = classify(&ctx, ifindex);
+    count(reason);
+    match verdict {
+        Verdict::Pass => xdp_action::XDP_PASS,
+        Verdict::Drop => xdp_action::XDP_DROP,
+    }
+}
+
+#[classifier]
+pub fn vipd_tc_ingress(ctx: TcContext) -> i32 {
+    // ARP and advertisements fit in the linear part once pulled; a frame shorter than that
+    // is classified as it is (and found truncated if it is).
+    let _ = ctx.pull_data((MAX_L2_LEN + ADVERT_PACKET_LEN) as u32);
+    // SAFETY: ifindex is a field of the skb the kernel hands us.
+    let ifindex = unsafe { (*ctx.skb.skb).ifindex };
+    let (verdict, reason) = classify(&ctx, ifindex);
+    count(reason);
+    match verdict {
+        Verdict::Pass => TC_ACT_OK,
+        Verdict::Drop => TC_ACT_SHOT,
     }
 }
 
 #[inline(always)]
-fn classify_arp(ctx: &XdpContext, ifindex: u32) -> (u32, Reason) {
-    const PASS: u32 = xdp_action::XDP_PASS;
-    let Some(arp) = xdp_ptr(ctx, ETH_HLEN, ARP_LEN) else {
-        return (PASS, Reason::PassTruncated);
+fn classify(f: &impl Frame, ifindex: u32) -> (Verdict, Reason) {
+    let Some((proto, off)) = l3(f) else {
+        return (Verdict::Pass, Reason::PassTruncated);
     };
-    // SAFETY: arp spans 28 checked bytes.
-    let (op, tpa) = unsafe { (be16(arp.add(ARP_OP)), raw32(arp.add(ARP_TPA))) };
+    match proto {
+        ETH_P_ARP => classify_arp(f, off, ifindex),
+        ETH_P_IP => classify_ipv4(f, off, ifindex),
+        _ => (Verdict::Pass, Reason::PassOther),
+    }
+}
+
+#[inline(always)]
+fn classify_arp(f: &impl Frame, off: usize, ifindex: u32) -> (Verdict, Reason) {
+    let Some(arp) = ptr_at::<ArpHdr>(f, off) else {
+        return (Verdict::Pass, Reason::PassTruncated);
+    };
+    // SAFETY: ptr_at checked the header lies in the frame.
+    let (op, tpa) = unsafe { (u16::from_be_bytes((*arp).op), raw32((*arp).tpa)) };
     if op != ARPOP_REQUEST {
-        return (PASS, Reason::PassArpOther);
+        return (Verdict::Pass, Reason::PassArpOther);
     }
     match ownership(ifindex, tpa) {
-        None => (PASS, Reason::PassArpRequest),
-        Some(true) => (PASS, Reason::PassArpOwnedVip),
-        Some(false) => (xdp_action::XDP_DROP, Reason::DropArpNotOwned),
+        None => (Verdict::Pass, Reason::PassArpRequest),
+        Some(true) => (Verdict::Pass, Reason::PassArpOwnedVip),
+        Some(false) => (Verdict::Drop, Reason::DropArpNotOwned),
     }
 }
 
 #[inline(always)]
-fn classify_ipv4(ctx: &XdpContext, ifindex: u32) -> (u32, Reason) {
-    const PASS: u32 = xdp_action::XDP_PASS;
-    let Some(ip) = xdp_ptr(ctx, ETH_HLEN, IPV4_HLEN) else {
-        return (PASS, Reason::PassTruncated);
+fn classify_ipv4(f: &impl Frame, off: usize, ifindex: u32) -> (Verdict, Reason) {
+    let Some(ip) = ptr_at::<Ipv4Hdr>(f, off) else {
+        return (Verdict::Pass, Reason::PassTruncated);
     };
-    // SAFETY: ip spans 20 checked bytes.
-    let (vihl, total_len, frag, ttl, proto) = unsafe {
-        (
-            *ip,
-            be16(ip.add(2)),
-            be16(ip.add(6)),
-            *ip.add(8),
-            *ip.add(9),
-        )
-    };
-    if proto != IPPROTO_CARP {
-        return (PASS, Reason::PassIpv4Other);
+    // SAFETY: ptr_at checked the header lies in the frame.
+    let ip = unsafe { &*ip };
+    if ip.proto != IPPROTO_CARP {
+        return (Verdict::Pass, Reason::PassIpv4Other);
     }
-    if frag & IP_FRAGMENT_BITS != 0 {
-        return (xdp_action::XDP_DROP, Reason::DropCarpFragment);
+    if u16::from_be_bytes(ip.frag) & IP_FRAGMENT_BITS != 0 {
+        return (Verdict::Drop, Reason::DropCarpFragment);
     }
     // CARP senders (ucarp, OpenBSD, vipd) never use IP options.
-    if vihl != 0x45 || total_len as usize != ADVERT_PACKET_LEN {
-        return (PASS, Reason::PassProto112NotCarp);
+    if ip.version_ihl != 0x45 || u16::from_be_bytes(ip.total_len) as usize != ADVERT_PACKET_LEN {
+        return (Verdict::Pass, Reason::PassProto112NotCarp);
     }
-    let Some(packet) = xdp_ptr(ctx, ETH_HLEN, ADVERT_PACKET_LEN) else {
-        return (PASS, Reason::PassTruncated);
+    let Some(packet) = ptr_at::<[u8; ADVERT_PACKET_LEN]>(f, off) else {
+        return (Verdict::Pass, Reason::PassTruncated);
     };
-    // SAFETY: packet spans 56 checked bytes; the CARP bytes start after the IPv4 header.
-    let carp = unsafe { packet.add(IPV4_HLEN) };
-    // SAFETY: as above.
-    let (vt, vhid, authlen) = unsafe { (*carp, *carp.add(1), *carp.add(3)) };
-    if vt != CARP_VERSION_TYPE || authlen != 7 {
-        return (PASS, Reason::PassProto112NotCarp);
+    let Some(carp) = ptr_at::<CarpHdr>(f, off + IPV4_HLEN) else {
+        return (Verdict::Pass, Reason::PassTruncated);
+    };
+    // SAFETY: ptr_at checked the header lies in the frame.
+    let carp = unsafe { &*carp };
+    if carp.version_type != CARP_VERSION_TYPE || carp.authlen != 7 {
+        return (Verdict::Pass, Reason::PassProto112NotCarp);
     }
     let key = VhidKey {
         ifindex,
-        vhid: vhid as u32,
+        vhid: carp.vhid as u32,
     };
     let Some(seen) = VHIDS.get_ptr_mut(key) else {
-        return (PASS, Reason::PassCarpOtherVhid);
+        return (Verdict::Pass, Reason::PassCarpOtherVhid);
     };
-    if ttl != CARP_TTL {
-        return (xdp_action::XDP_DROP, Reason::DropCarpBadTtl);
+    if ip.ttl != CARP_TTL {
+        return (Verdict::Drop, Reason::DropCarpBadTtl);
     }
-    // SAFETY: ip spans 20 checked bytes; seen points into the map value.
-    let (src, dst) = unsafe { (raw32(ip.add(12)), raw32(ip.add(16))) };
+    let (src, dst) = (raw32(ip.src), raw32(ip.dst));
+    // SAFETY: seen points into the map value.
     if dst != unsafe { (*seen).dst } {
-        return (xdp_action::XDP_DROP, Reason::DropCarpBadDestination);
+        return (Verdict::Drop, Reason::DropCarpBadDestination);
     }
     // SAFETY: bpf_ktime_get_ns has no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
@@ -208,12 +317,13 @@ fn classify_ipv4(ctx: &XdpContext, ifindex: u32) -> (u32, Reason) {
         (&ADVERTS, Reason::PassCarpToDaemon, Reason::DropCarpRingFull)
     };
     let Some(mut entry) = ring.reserve::<AdvertEvent>(0) else {
-        return (xdp_action::XDP_DROP, full);
+        return (Verdict::Drop, full);
     };
+    let packet = packet as *const u8;
     let mut bytes = [0u8; ADVERT_PACKET_LEN];
     let mut i = 0;
     while i < ADVERT_PACKET_LEN {
-        // SAFETY: i < 56 and packet spans 56 checked bytes.
+        // SAFETY: i < 56 and ptr_at checked the 56 bytes lie in the frame.
         bytes[i] = unsafe { *packet.add(i) };
         i += 1;
     }
@@ -224,33 +334,36 @@ fn classify_ipv4(ctx: &XdpContext, ifindex: u32) -> (u32, Reason) {
         packet: bytes,
     });
     entry.submit(0);
-    (PASS, passed)
+    (Verdict::Pass, passed)
 }
 
 #[classifier]
 pub fn vipd_tc_egress(ctx: TcContext) -> i32 {
-    let (action, reason) = classify_egress(&ctx);
+    let (verdict, reason) = classify_egress(&ctx);
     count(reason);
-    action
+    match verdict {
+        Verdict::Pass => TC_ACT_OK,
+        Verdict::Drop => TC_ACT_SHOT,
+    }
 }
 
 #[inline(always)]
-fn classify_egress(ctx: &TcContext) -> (i32, Reason) {
-    let Ok(proto) = ctx.load::<[u8; 2]>(12) else {
-        return (TC_ACT_OK, Reason::PassTxOther);
+fn classify_egress(ctx: &TcContext) -> (Verdict, Reason) {
+    let _ = ctx.pull_data((MAX_L2_LEN + size_of::<ArpHdr>()) as u32);
+    let Some((ETH_P_ARP, off)) = l3(ctx) else {
+        return (Verdict::Pass, Reason::PassTxOther);
     };
-    if u16::from_be_bytes(proto) != ETH_P_ARP {
-        return (TC_ACT_OK, Reason::PassTxOther);
-    }
-    let Ok(spa) = ctx.load::<u32>(ETH_HLEN + ARP_SPA) else {
-        return (TC_ACT_OK, Reason::PassTxOther);
+    let Some(arp) = ptr_at::<ArpHdr>(ctx, off) else {
+        return (Verdict::Pass, Reason::PassTxOther);
     };
+    // SAFETY: ptr_at checked the header lies in the frame.
+    let spa = raw32(unsafe { (*arp).spa });
     // SAFETY: ifindex is a field of the skb the kernel hands us.
     let ifindex = unsafe { (*ctx.skb.skb).ifindex };
     match ownership(ifindex, spa) {
-        None => (TC_ACT_OK, Reason::PassTxOther),
-        Some(true) => (TC_ACT_OK, Reason::PassTxArpOwnedVip),
-        Some(false) => (TC_ACT_SHOT, Reason::DropTxArpNotOwned),
+        None => (Verdict::Pass, Reason::PassTxOther),
+        Some(true) => (Verdict::Pass, Reason::PassTxArpOwnedVip),
+        Some(false) => (Verdict::Drop, Reason::DropTxArpNotOwned),
     }
 }
 

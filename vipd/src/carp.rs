@@ -102,6 +102,22 @@ pub enum KeyError {
     Empty,
 }
 
+/// What a group's HMAC covers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Coverage {
+    /// As ucarp and carp(4): vhid, VIPs and counter. advbase, advskew, the demote count and
+    /// the sender's address are not authenticated: a host that captured one advertisement
+    /// can resend it with better timing from anywhere (vipd rejects such replays by their
+    /// counter).
+    #[default]
+    Carp,
+    /// vipd only: also advbase, advskew, the demote count and the IPv4 source address. Costs
+    /// 11 more bytes through HMAC-SHA1 per advertisement; ucarp and BSD peers cannot verify
+    /// it, so every node of the group must be vipd with this setting.
+    All,
+}
+
 /// The HMAC key of a group, prepared from its password as ucarp 1.5.2 prepares it.
 #[derive(Clone)]
 pub struct Key {
@@ -142,13 +158,26 @@ impl Key {
         Ok(Key { mac })
     }
 
-    fn digest(&self, vhid: u8, counter: u64, vips: &[Ipv4Addr]) -> [u8; 20] {
+    /// ucarp's digest, and with `fields` (advbase, advskew, demote, source) vipd's
+    /// [`Coverage::All`] digest, which appends them after a label of its own.
+    fn digest(
+        &self,
+        vhid: u8,
+        counter: u64,
+        vips: &[Ipv4Addr],
+        fields: Option<(u8, u8, u8, Ipv4Addr)>,
+    ) -> [u8; 20] {
         let mut mac = self.mac.clone();
         mac.update(&[2, 1, vhid]);
         for vip in vips {
             mac.update(&vip.octets());
         }
         mac.update(&counter.to_be_bytes());
+        if let Some((advbase, advskew, demote, src)) = fields {
+            mac.update(b"vipd-all");
+            mac.update(&[advbase, advskew, demote]);
+            mac.update(&src.octets());
+        }
         mac.finalize().into_bytes().into()
     }
 }
@@ -267,13 +296,43 @@ impl Advert {
             advbase,
             demote,
             counter,
-            hmac: key.digest(vhid, counter, vips),
+            hmac: key.digest(vhid, counter, vips, None),
+        }
+    }
+
+    /// This advertisement signed again for `coverage`, as sent from `src`.
+    pub fn sealed(
+        mut self,
+        coverage: Coverage,
+        vips: &[Ipv4Addr],
+        key: &Key,
+        src: Ipv4Addr,
+    ) -> Advert {
+        self.hmac = key.digest(self.vhid, self.counter, vips, self.covered(coverage, src));
+        self
+    }
+
+    fn covered(&self, coverage: Coverage, src: Ipv4Addr) -> Option<(u8, u8, u8, Ipv4Addr)> {
+        match coverage {
+            Coverage::Carp => None,
+            Coverage::All => Some((self.advbase, self.advskew, self.demote, src)),
         }
     }
 
     /// Checks the HMAC against the group's VIPs in order, comparing in constant time.
     pub fn verify(&self, vips: &[Ipv4Addr], key: &Key) -> Result<(), CarpError> {
-        let want = key.digest(self.vhid, self.counter, vips);
+        self.verify_covering(Coverage::Carp, vips, key, Ipv4Addr::UNSPECIFIED)
+    }
+
+    /// Checks the HMAC for `coverage`, the advertisement having come from `src`.
+    pub fn verify_covering(
+        &self,
+        coverage: Coverage,
+        vips: &[Ipv4Addr],
+        key: &Key,
+        src: Ipv4Addr,
+    ) -> Result<(), CarpError> {
+        let want = key.digest(self.vhid, self.counter, vips, self.covered(coverage, src));
         if bool::from(want.ct_eq(&self.hmac)) {
             Ok(())
         } else {
@@ -370,10 +429,21 @@ pub fn decode<'a>(
     group: Ipv4Addr,
     lookup: impl Fn(u8) -> Option<(&'a [Ipv4Addr], &'a Key)>,
 ) -> Result<(Ipv4Addr, Advert), CarpError> {
+    decode_covering(packet, group, |vhid| {
+        lookup(vhid).map(|(vips, key)| (vips, key, Coverage::Carp))
+    })
+}
+
+/// [`decode`] for groups whose HMAC may cover more ([`Coverage`]).
+pub fn decode_covering<'a>(
+    packet: &[u8],
+    group: Ipv4Addr,
+    lookup: impl Fn(u8) -> Option<(&'a [Ipv4Addr], &'a Key, Coverage)>,
+) -> Result<(Ipv4Addr, Advert), CarpError> {
     let (src, _, carp) = parse_ipv4(packet, group)?;
     let advert = Advert::parse(carp)?;
-    let (vips, key) = lookup(advert.vhid).ok_or(CarpError::UnknownVhid(advert.vhid))?;
-    advert.verify(vips, key)?;
+    let (vips, key, coverage) = lookup(advert.vhid).ok_or(CarpError::UnknownVhid(advert.vhid))?;
+    advert.verify_covering(coverage, vips, key, src)?;
     Ok((src, advert))
 }
 
@@ -730,6 +800,38 @@ mod tests {
             parse_ipv4(&p, DEFAULT_GROUP).unwrap_err(),
             CarpError::IpOptions
         );
+    }
+
+    #[test]
+    fn full_coverage_authenticates_timing_demote_and_sender() {
+        let key = secret();
+        let vips = [VIP];
+        let src = Ipv4Addr::new(10, 0, 0, 1);
+        let adv =
+            Advert::signed(1, 1, 100, 0, 42, &vips, &key).sealed(Coverage::All, &vips, &key, src);
+        let all = |p: &[u8]| {
+            decode_covering(p, DEFAULT_GROUP, |v| {
+                (v == 1).then_some((&vips[..], &key, Coverage::All))
+            })
+        };
+        let packet = build_ipv4(src, DEFAULT_GROUP, 1, &adv);
+        assert_eq!(all(&packet).unwrap().1, adv);
+        // ucarp's check does not accept it: every node of such a group must be vipd.
+        assert_eq!(
+            decode(&packet, DEFAULT_GROUP, |v| (v == 1)
+                .then_some((&vips[..], &key)))
+            .unwrap_err(),
+            CarpError::BadHmac
+        );
+        // Better timing, a demote count or another sender, without the key: refused.
+        for (offset, value) in [(22, 1u8), (25, 0), (24, 3)] {
+            let mut p = packet.to_vec();
+            p[offset] = value;
+            refresh_checksums(&mut p);
+            assert_eq!(all(&p).unwrap_err(), CarpError::BadHmac, "byte {offset}");
+        }
+        let moved = build_ipv4(Ipv4Addr::new(10, 0, 0, 66), DEFAULT_GROUP, 1, &adv);
+        assert_eq!(all(&moved).unwrap_err(), CarpError::BadHmac);
     }
 
     #[test]

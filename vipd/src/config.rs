@@ -2,6 +2,7 @@
 //! groups), both validated into the same [`Config`]. Every error names the field at fault.
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -9,6 +10,10 @@ use serde::Deserialize;
 
 use crate::carp::{self, Key};
 use crate::election::Params;
+use crate::scripts::{self, ScriptUser};
+
+/// The longest any timeout or interval may be (one day), in milliseconds.
+pub const MAX_MS: u64 = 86_400_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -106,14 +111,20 @@ pub struct GroupConfig {
     /// `garp_master_refresh`); `None`: only on taking over.
     pub garp_refresh: Option<Duration>,
     pub script_timeout: Duration,
+    /// Run the scripts as this user; `None`: as root, as ucarp does.
+    pub script_user: Option<ScriptUser>,
     /// Ignore the interface's link state (`-S`).
     pub ignore_ifstate: bool,
+    /// What the HMAC of advertisements covers (`authenticate`).
+    pub coverage: carp::Coverage,
 }
 
 /// The whole configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
     pub groups: Vec<GroupConfig>,
+    /// What is valid but unsafe (a password others can read), one line each, for the log.
+    pub warnings: Vec<String>,
 }
 
 /// A group as written in TOML (or assembled from ucarp's flags) before validation.
@@ -147,6 +158,12 @@ pub struct RawGroup {
     pub garp_interval_ms: Option<u64>,
     pub garp_refresh_ms: Option<u64>,
     pub script_timeout_ms: Option<u64>,
+    /// "carp" (default, as ucarp) or "all" (vipd nodes only: also timing, demote, sender).
+    pub authenticate: Option<carp::Coverage>,
+    /// User the scripts run as (default root).
+    pub script_user: Option<String>,
+    /// Refuse scripts that anyone but root or the script user could change (default true).
+    pub script_security: Option<bool>,
     #[serde(default)]
     pub ignore_ifstate: bool,
 }
@@ -158,10 +175,26 @@ struct RawFile {
     groups: Vec<RawGroup>,
 }
 
+/// The mode of `path` when group or others can read it.
+fn readable_by_others(path: &Path) -> Option<u32> {
+    let mode = std::fs::metadata(path).ok()?.mode() & 0o7777;
+    (mode & 0o044 != 0).then_some(mode)
+}
+
 /// Reads the password file as ucarp does: its first line.
-fn read_password_file(field: &str, path: &Path) -> Result<Vec<u8>, ConfigError> {
+fn read_password_file(
+    field: &str,
+    path: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<u8>, ConfigError> {
     let text =
         std::fs::read(path).map_err(|e| invalid(field, format!("{}: {e}", path.display())))?;
+    if let Some(mode) = readable_by_others(path) {
+        warnings.push(format!(
+            "password file {} is readable by group or others (mode {mode:o}); chmod 600 it",
+            path.display()
+        ));
+    }
     let line = text.split(|b| *b == b'\n').next().unwrap_or(&[]);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if line.is_empty() {
@@ -178,9 +211,83 @@ fn byte(field: &str, value: u32, range: &str) -> Result<u8, ConfigError> {
     u8::try_from(value).map_err(|_| invalid(field, format!("{value} is not in {range}")))
 }
 
+/// A duration option in milliseconds: `default` when absent, otherwise in `min..=MAX_MS`.
+fn millis(
+    field: &str,
+    value: Option<u64>,
+    default: u64,
+    min: u64,
+) -> Result<Duration, ConfigError> {
+    let ms = value.unwrap_or(default);
+    if ms < min.max(1) {
+        return Err(invalid(
+            field,
+            if min <= 1 {
+                format!("{ms} must be above 0 (milliseconds)")
+            } else {
+                format!("{ms} is below {min} (milliseconds)")
+            },
+        ));
+    }
+    if ms > MAX_MS {
+        return Err(invalid(
+            field,
+            format!("{ms} is above {MAX_MS} (one day, in milliseconds)"),
+        ));
+    }
+    Ok(Duration::from_millis(ms))
+}
+
+/// A syslog facility by ucarp's name for it (`-f`): `daemon` (its default), `user`,
+/// `local0`..`local7`, `auth`, ... Case does not matter.
+pub fn syslog_facility(name: &str) -> Result<syslog::Facility, ConfigError> {
+    use syslog::Facility::*;
+    let facility = match name.to_ascii_lowercase().as_str() {
+        "auth" | "security" => LOG_AUTH,
+        "authpriv" => LOG_AUTHPRIV,
+        "cron" => LOG_CRON,
+        "daemon" => LOG_DAEMON,
+        "ftp" => LOG_FTP,
+        "kern" => LOG_KERN,
+        "lpr" => LOG_LPR,
+        "mail" => LOG_MAIL,
+        "news" => LOG_NEWS,
+        "syslog" => LOG_SYSLOG,
+        "user" => LOG_USER,
+        "uucp" => LOG_UUCP,
+        "local0" => LOG_LOCAL0,
+        "local1" => LOG_LOCAL1,
+        "local2" => LOG_LOCAL2,
+        "local3" => LOG_LOCAL3,
+        "local4" => LOG_LOCAL4,
+        "local5" => LOG_LOCAL5,
+        "local6" => LOG_LOCAL6,
+        "local7" => LOG_LOCAL7,
+        _ => {
+            return Err(invalid(
+                "facility",
+                format!(
+                    "unknown syslog facility {name:?} (daemon, user, local0..local7, auth, \
+                     authpriv, cron, ftp, kern, lpr, mail, news, syslog, uucp)"
+                ),
+            ));
+        }
+    };
+    Ok(facility)
+}
+
 impl RawGroup {
     /// Validates one group; `at` prefixes field names (e.g. `group[2].`).
     pub fn validate(self, at: &str) -> Result<GroupConfig, ConfigError> {
+        self.validate_noting(at, &mut Vec::new())
+    }
+
+    /// [`RawGroup::validate`], adding to `warnings` what is valid but unsafe.
+    pub fn validate_noting(
+        self,
+        at: &str,
+        warnings: &mut Vec<String>,
+    ) -> Result<GroupConfig, ConfigError> {
         let f = |name: &str| format!("{at}{name}");
         let interface = self
             .interface
@@ -210,10 +317,31 @@ impl RawGroup {
         }
         let srcip = match self.srcip {
             None => None,
-            Some(s) => Some(
-                s.parse::<Ipv4Addr>()
-                    .map_err(|_| invalid(f("srcip"), format!("{s:?} is not an IPv4 address")))?,
-            ),
+            Some(s) => {
+                let a = s
+                    .parse::<Ipv4Addr>()
+                    .map_err(|_| invalid(f("srcip"), format!("{s:?} is not an IPv4 address")))?;
+                let what = if a.is_unspecified() {
+                    Some("the unspecified address")
+                } else if a.is_broadcast() {
+                    Some("the broadcast address")
+                } else if a.is_multicast() {
+                    Some("a multicast address")
+                } else if a.is_loopback() {
+                    Some("a loopback address")
+                } else if vips.iter().any(|v| v.addr == a) {
+                    Some("one of the group's virtual addresses")
+                } else {
+                    None
+                };
+                if let Some(what) = what {
+                    return Err(invalid(
+                        f("srcip"),
+                        format!("{a} is {what}; give this host's own unicast address"),
+                    ));
+                }
+                Some(a)
+            }
         };
         let password = match (self.password, self.password_file) {
             (Some(_), Some(_)) => {
@@ -223,7 +351,7 @@ impl RawGroup {
                 ));
             }
             (Some(p), None) if !p.is_empty() => p.into_bytes(),
-            (None, Some(path)) => read_password_file(&f("password_file"), &path)?,
+            (None, Some(path)) => read_password_file(&f("password_file"), &path, warnings)?,
             _ => {
                 return Err(invalid(
                     f("password"),
@@ -257,14 +385,32 @@ impl RawGroup {
                 }
             }
         };
+        let script_user = match &self.script_user {
+            None => None,
+            Some(name) => Some(ScriptUser::lookup(name).map_err(|e| invalid(f("script_user"), e))?),
+        };
         for (name, script) in [
             ("upscript", &self.upscript),
             ("downscript", &self.downscript),
         ] {
-            if let Some(s) = script
-                && !s.exists()
-            {
+            let Some(s) = script else { continue };
+            if !s.exists() {
                 return Err(invalid(f(name), format!("{} does not exist", s.display())));
+            }
+            if self.script_security.unwrap_or(true) {
+                scripts::check_script(s, script_user.as_ref()).map_err(|e| {
+                    let who = script_user
+                        .as_ref()
+                        .map(|u| format!(" or {}", u.name))
+                        .unwrap_or_default();
+                    invalid(
+                        f(name),
+                        format!(
+                            "{e}; a script and every directory above it must be changeable \
+                             only by root{who}"
+                        ),
+                    )
+                })?;
             }
         }
         let garp_count = self.garp_count.unwrap_or(3);
@@ -274,18 +420,12 @@ impl RawGroup {
                 format!("{garp_count} is not in 1..=100"),
             ));
         }
-        let garp_interval = Duration::from_millis(self.garp_interval_ms.unwrap_or(200));
+        let garp_interval = millis(&f("garp_interval_ms"), self.garp_interval_ms, 200, 1)?;
         let garp_refresh = match self.garp_refresh_ms {
             None => None,
-            Some(ms) if ms >= 10 => Some(Duration::from_millis(ms)),
-            Some(ms) => {
-                return Err(invalid(
-                    f("garp_refresh_ms"),
-                    format!("{ms} is below 10 (ms between announcements while MASTER)"),
-                ));
-            }
+            Some(ms) => Some(millis(&f("garp_refresh_ms"), Some(ms), 0, 10)?),
         };
-        let script_timeout = Duration::from_millis(self.script_timeout_ms.unwrap_or(10_000));
+        let script_timeout = millis(&f("script_timeout_ms"), self.script_timeout_ms, 10_000, 1)?;
         Ok(GroupConfig {
             interface,
             vhid,
@@ -307,7 +447,9 @@ impl RawGroup {
             garp_interval,
             garp_refresh,
             script_timeout,
+            script_user,
             ignore_ifstate: self.ignore_ifstate,
+            coverage: self.authenticate.unwrap_or_default(),
         })
     }
 }
@@ -322,10 +464,11 @@ impl Config {
         if groups.is_empty() {
             return Err(invalid("group", "the configuration defines no group"));
         }
+        let mut warnings = Vec::new();
         let groups = groups
             .into_iter()
             .enumerate()
-            .map(|(i, g)| g.validate(&prefix(i)))
+            .map(|(i, g)| g.validate_noting(&prefix(i), &mut warnings))
             .collect::<Result<Vec<_>, _>>()?;
         let mut seen = HashSet::new();
         let mut vips = HashSet::new();
@@ -345,11 +488,16 @@ impl Config {
                 }
             }
         }
-        Ok(Config { groups })
+        Ok(Config { groups, warnings })
     }
 
     /// Parses and validates a TOML configuration.
     pub fn from_toml(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        Config::parse_toml(path, text).map(|(c, _)| c)
+    }
+
+    /// The configuration, and whether a group gives its password in the file itself.
+    fn parse_toml(path: &Path, text: &str) -> Result<(Config, bool), ConfigError> {
         let raw: RawFile = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
             message: e.message().to_owned()
@@ -357,7 +505,11 @@ impl Config {
                     .map(|s| format!(" (at line {})", text[..s.start].lines().count().max(1)))
                     .unwrap_or_default(),
         })?;
-        Config::from_raw(raw.groups, |i| format!("group[{i}]."))
+        let inline = raw.groups.iter().any(|g| g.password.is_some());
+        Ok((
+            Config::from_raw(raw.groups, |i| format!("group[{i}]."))?,
+            inline,
+        ))
     }
 
     /// Reads, parses and validates a TOML configuration file.
@@ -366,7 +518,18 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        Config::from_toml(path, &text)
+        let (mut config, inline) = Config::parse_toml(path, &text)?;
+        if inline && let Some(mode) = readable_by_others(path) {
+            config.warnings.insert(
+                0,
+                format!(
+                    "{} holds a password and is readable by group or others (mode {mode:o}); \
+                     chmod 600 it",
+                    path.display()
+                ),
+            );
+        }
+        Ok(config)
     }
 }
 
@@ -482,5 +645,206 @@ mod tests {
                 .is_ok()
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    const BASE: &str =
+        "[[group]]\ninterface='eth0'\nvhid=1\nvips=['10.0.0.100/24']\npassword='x'\n";
+
+    fn err(extra: &str) -> String {
+        parse(&format!("{BASE}{extra}")).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn srcip_must_be_this_hosts_unicast_address() {
+        for (ip, what) in [
+            ("0.0.0.0", "the unspecified address"),
+            ("255.255.255.255", "the broadcast address"),
+            ("224.0.0.18", "a multicast address"),
+            ("239.1.2.3", "a multicast address"),
+            ("127.0.0.1", "a loopback address"),
+            ("127.5.5.5", "a loopback address"),
+            ("10.0.0.100", "one of the group's virtual addresses"),
+        ] {
+            assert_eq!(
+                err(&format!("srcip='{ip}'")),
+                format!("group[0].srcip: {ip} is {what}; give this host's own unicast address")
+            );
+        }
+        let c = parse(&format!("{BASE}srcip='10.0.0.1'")).unwrap();
+        assert_eq!(c.groups[0].srcip, Some(Ipv4Addr::new(10, 0, 0, 1)));
+    }
+
+    #[test]
+    fn every_timeout_and_interval_is_above_zero_and_at_most_a_day() {
+        for key in ["garp_interval_ms", "script_timeout_ms"] {
+            assert_eq!(
+                err(&format!("{key}=0")),
+                format!("group[0].{key}: 0 must be above 0 (milliseconds)")
+            );
+            assert_eq!(
+                err(&format!("{key}=86400001")),
+                format!("group[0].{key}: 86400001 is above 86400000 (one day, in milliseconds)")
+            );
+            parse(&format!("{BASE}{key}=1")).unwrap();
+        }
+        assert_eq!(
+            err("garp_refresh_ms=0"),
+            "group[0].garp_refresh_ms: 0 is below 10 (milliseconds)"
+        );
+        assert_eq!(
+            err("garp_refresh_ms=9"),
+            "group[0].garp_refresh_ms: 9 is below 10 (milliseconds)"
+        );
+        assert!(err("garp_refresh_ms=9223372036854775807").contains("is above 86400000"));
+        let c = parse(&format!("{BASE}garp_refresh_ms=10")).unwrap();
+        assert_eq!(c.groups[0].garp_refresh, Some(Duration::from_millis(10)));
+        assert_eq!(c.groups[0].script_timeout, Duration::from_secs(10));
+    }
+
+    /// A directory of mode 0755 under the temporary directory, removed on drop.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(tag: &str) -> Scratch {
+            let dir = std::env::temp_dir().join(format!("vipd-cfg-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            chmod(&dir, 0o755);
+            Scratch(dir)
+        }
+
+        fn file(&self, name: &str, text: &str, mode: u32) -> PathBuf {
+            let p = self.0.join(name);
+            std::fs::write(&p, text).unwrap();
+            chmod(&p, mode);
+            p
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn chmod(p: &Path, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[test]
+    fn scripts_others_could_change_are_refused_by_default() {
+        let s = Scratch::new("scripts");
+        let up = s.file("up.sh", "#!/bin/sh\n", 0o755);
+        let c = parse(&format!("{BASE}upscript='{}'", up.display())).unwrap();
+        assert_eq!(c.groups[0].upscript.as_deref(), Some(up.as_path()));
+        assert!(c.groups[0].script_user.is_none(), "root by default");
+        let down = s.file("down.sh", "#!/bin/sh\n", 0o777);
+        let e = err(&format!("downscript='{}'", down.display()));
+        assert!(
+            e.starts_with(&format!(
+                "group[0].downscript: {} is writable by group or others (mode 777); a script \
+                 and every directory above it must be changeable only by root",
+                down.display()
+            )),
+            "{e}"
+        );
+        // The check can be turned off.
+        parse(&format!(
+            "{BASE}downscript='{}'\nscript_security=false",
+            down.display()
+        ))
+        .unwrap();
+        // Missing scripts stay an error either way.
+        for security in ["true", "false"] {
+            let e = err(&format!(
+                "upscript='{}/nope.sh'\nscript_security={security}",
+                s.0.display()
+            ));
+            assert!(e.ends_with("nope.sh does not exist"), "{e}");
+        }
+    }
+
+    #[test]
+    fn script_user_is_resolved_when_the_configuration_is_read() {
+        let c = parse(&format!("{BASE}script_user='root'")).unwrap();
+        let u = c.groups[0].script_user.as_ref().unwrap();
+        assert_eq!((u.name.as_str(), u.uid, u.gid), ("root", 0, 0));
+        assert_eq!(
+            err("script_user='no-such-user-vipd'"),
+            "group[0].script_user: no such user: \"no-such-user-vipd\""
+        );
+        // A script owned by the script user is accepted, by anyone else refused.
+        if let Ok(nobody) = ScriptUser::lookup("nobody") {
+            let s = Scratch::new("owner");
+            let up = s.file("up.sh", "#!/bin/sh\n", 0o755);
+            std::os::unix::fs::chown(&up, Some(nobody.uid), None).unwrap();
+            parse(&format!(
+                "{BASE}upscript='{}'\nscript_user='nobody'",
+                up.display()
+            ))
+            .unwrap();
+            let e = err(&format!("upscript='{}'", up.display()));
+            assert!(
+                e.contains(&format!(
+                    "{} is owned by uid {}, not by root;",
+                    up.display(),
+                    nobody.uid
+                )),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn passwords_others_can_read_are_warned_about() {
+        let s = Scratch::new("secrets");
+        let pw = s.file("pw", "secret\n", 0o644);
+        let toml = format!(
+            "[[group]]\ninterface='eth0'\nvhid=1\nvips=['10.0.0.100']\npassword_file='{}'\n",
+            pw.display()
+        );
+        let c = parse(&toml).unwrap();
+        assert_eq!(
+            c.warnings,
+            [format!(
+                "password file {} is readable by group or others (mode 644); chmod 600 it",
+                pw.display()
+            )]
+        );
+        chmod(&pw, 0o600);
+        assert!(parse(&toml).unwrap().warnings.is_empty());
+        // A configuration file is read with Config::load: warned about when it holds a
+        // password itself and others can read it.
+        let with_password = s.file("a.toml", BASE, 0o644);
+        let w = Config::load(&with_password).unwrap().warnings;
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].starts_with(&format!(
+                "{} holds a password and is readable",
+                with_password.display()
+            )),
+            "{w:?}"
+        );
+        chmod(&with_password, 0o640);
+        assert_eq!(Config::load(&with_password).unwrap().warnings.len(), 1);
+        chmod(&with_password, 0o600);
+        assert!(Config::load(&with_password).unwrap().warnings.is_empty());
+        let without = s.file("b.toml", &toml, 0o644);
+        assert!(Config::load(&without).unwrap().warnings.is_empty());
+    }
+
+    #[test]
+    fn facilities_are_ucarps() {
+        assert_eq!(
+            syslog_facility("daemon").unwrap() as u8,
+            syslog::Facility::LOG_DAEMON as u8
+        );
+        assert!(
+            syslog_facility("nope")
+                .unwrap_err()
+                .to_string()
+                .starts_with("facility: unknown syslog facility \"nope\"")
+        );
     }
 }

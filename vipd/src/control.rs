@@ -101,6 +101,9 @@ pub struct Status {
     /// Control connections refused, by reason.
     #[serde(default)]
     pub control: ControlStats,
+    /// The interfaces vipd runs on and how its ingress program is attached to each.
+    #[serde(default)]
+    pub interfaces: Vec<InterfaceStatus>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -171,6 +174,17 @@ impl Default for Limits {
 pub struct Pending {
     pub request: Request,
     pub reply: oneshot::Sender<Reply>,
+}
+
+/// One interface in `vipd status`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterfaceStatus {
+    pub name: String,
+    pub ifindex: u32,
+    /// "xdp-native", "xdp-generic" or "tc".
+    pub mode: String,
+    /// The programs of an earlier vipd were found there and replaced in place.
+    pub adopted: bool,
 }
 
 /// Control connections the server refused, by reason.
@@ -571,6 +585,13 @@ pub fn render(status: &Status) -> String {
     if !refused.is_empty() {
         let _ = writeln!(s, "control connections refused: {}", refused.join(" "));
     }
+    for i in &status.interfaces {
+        let _ = writeln!(
+            s,
+            "interface {} (ifindex {}): ingress {}",
+            i.name, i.ifindex, i.mode
+        );
+    }
     let _ = writeln!(s, "\nXDP/TC verdicts:");
     for (name, n) in &status.xdp {
         let _ = writeln!(s, "  {name:<24} {n:>12}");
@@ -639,6 +660,12 @@ mod tests {
             xdp: vec![],
             unknown_group: 0,
             control: ControlStats::default(),
+            interfaces: vec![InterfaceStatus {
+                name: "eth0".into(),
+                ifindex: 2,
+                mode: "tc".into(),
+                adopted: false,
+            }],
         }
     }
 
@@ -971,6 +998,7 @@ mod tests {
         let mut old = serde_json::to_value(Reply::Status(status())).unwrap();
         let s = old["status"].as_object_mut().unwrap();
         s.remove("control");
+        s.remove("interfaces");
         let g = s["groups"][0].as_object_mut().unwrap();
         for f in [
             "last_owned_at_unix_us",

@@ -16,7 +16,7 @@ use vipd_common::{AdvertEvent, IPV4_HLEN};
 
 use crate::addr::{self, LinkEvent, LinkInfo, LinkWatch, Netlink};
 use crate::config::{AddressMode, Config};
-use crate::control::{self, GroupStatus, Reply, Request, Status, Target};
+use crate::control::{self, GroupStatus, InterfaceStatus, Reply, Request, Status, Target};
 use crate::dataplane::{Dataplane, XdpPreference, monotonic_ns};
 use crate::effects::{Effects, Kernel};
 use crate::election::{Event, Params};
@@ -49,6 +49,8 @@ pub struct Daemon<E: Effects> {
     unknown_group: u64,
     /// Sources whose advertisements were accepted: they have a ring of their own.
     known_peers: std::collections::HashSet<(u32, Ipv4Addr)>,
+    /// How the programs are attached to each interface.
+    pub interfaces: Vec<InterfaceStatus>,
     started: Instant,
 }
 
@@ -66,6 +68,7 @@ impl<E: Effects> Daemon<E> {
             fx,
             unknown_group: 0,
             known_peers: Default::default(),
+            interfaces: Vec::new(),
             started: now,
         }
     }
@@ -272,6 +275,7 @@ impl<E: Effects> Daemon<E> {
             xdp,
             unknown_group: self.unknown_group,
             control: Default::default(),
+            interfaces: self.interfaces.clone(),
         }
     }
 
@@ -342,14 +346,22 @@ pub async fn build(config: Config, opts: &Options) -> Result<Daemon<Kernel>> {
         dp.add_group(idx, g.vhid, g.destination)?;
     }
     let mut senders = HashMap::new();
+    let mut interfaces = Vec::new();
     for (name, link) in &links {
         if let Err(e) = addr::harden_arp(name) {
             warn!(interface = %name, error = %e, "cannot set arp_ignore/arp_announce");
         }
-        let (_, mode) = dp
+        let attached = dp
             .attach(name, opts.xdp_mode)
             .with_context(|| format!("attaching to {name}"))?;
-        info!(interface = %name, ?mode, "XDP and TC egress programs attached");
+        info!(interface = %name, mode = attached.mode.name(), adopted = attached.adopted,
+            "ingress and TC egress programs attached");
+        interfaces.push(InterfaceStatus {
+            name: name.clone(),
+            ifindex: attached.ifindex,
+            mode: attached.mode.name().to_owned(),
+            adopted: attached.adopted,
+        });
         senders.insert(
             link.index,
             LinkSender::new(link.index)
@@ -408,7 +420,15 @@ pub async fn build(config: Config, opts: &Options) -> Result<Daemon<Kernel>> {
                 mac: link.mac,
             },
             core: group::Group::new(params, settings),
-            rx: Receiver::new(label, g.vhid, src, g.destination, vip_addrs, g.key.clone()),
+            rx: Receiver::new(
+                label,
+                g.vhid,
+                src,
+                g.destination,
+                vip_addrs,
+                g.key.clone(),
+                g.coverage,
+            ),
             tx: Tx::new(src, random_u64(), random_u64() as u16),
             counters: Counters::new(now),
             added,
@@ -423,7 +443,9 @@ pub async fn build(config: Config, opts: &Options) -> Result<Daemon<Kernel>> {
         senders,
         scripts,
     };
-    Ok(Daemon::new(members, running, fx, now))
+    let mut d = Daemon::new(members, running, fx, now);
+    d.interfaces = interfaces;
+    Ok(d)
 }
 
 /// The instance lock of this network namespace: held for the daemon's life, taken before
@@ -606,7 +628,7 @@ async fn guarded_interfaces(d: &Daemon<Kernel>) -> Vec<u32> {
             .collect();
         if !left.is_empty() && !guard.contains(&m.link.index) {
             warn!(interface = %m.link.name, vips = %left.join(","),
-                "VIPs stay configured (vipd did not add them): the XDP program stays attached \
+                "VIPs stay configured (vipd did not add them): the programs stay attached \
                  so that this node never answers ARP for them; remove the addresses, or start \
                  vipd again, which adopts it");
             guard.push(m.link.index);

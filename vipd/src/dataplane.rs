@@ -16,14 +16,17 @@ use aya::programs::links::Link as _;
 use aya::programs::tc::{NlOptions, SchedClassifierLink, TcAttachOptions, TcHandle};
 use aya::programs::{SchedClassifier, TcAttachType, Xdp, tc};
 use aya::{Ebpf, EbpfLoader};
-use netlink_packet_core::{NLM_F_ACK, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};
+use netlink_packet_core::{NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::link::{LinkAttribute, LinkMessage, LinkXdp, XdpAttached};
+use netlink_packet_route::tc::{TcAttribute, TcHandle as NlTcHandle, TcMessage, TcOption};
+use netlink_packet_utils::nla::Nla;
 use netlink_sys::protocols::NETLINK_ROUTE;
 use netlink_sys::{Socket, SocketAddr};
 use vipd_common::{
     MAP_ADVERTS, MAP_KNOWN_PEERS, MAP_PEER_ADVERTS, MAP_STATS, MAP_VHIDS, MAP_VIP_OWNER, PeerKey,
-    REASON_COUNT, Reason, TC_EGRESS_PROGRAM, VhidKey, VhidSeen, VipKey, VipOwner, XDP_PROGRAM,
+    REASON_COUNT, Reason, TC_EGRESS_PROGRAM, TC_INGRESS_PROGRAM, VhidKey, VhidSeen, VipKey,
+    VipOwner, XDP_PROGRAM,
 };
 
 /// The XDP/TC object built by `cargo xtask build-ebpf`.
@@ -106,27 +109,65 @@ pub fn ifindex(name: &str) -> Result<u32> {
     nix::net::if_::if_nametoindex(name).map_err(|_| DataplaneError::NoInterface(name.to_owned()))
 }
 
-/// Which XDP mode to ask for.
+/// Where to take ingress decisions.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum XdpPreference {
-    /// Native (driver) mode, generic only if the driver refuses it.
+    /// Native XDP on physical NICs whose driver keeps its offloads with an XDP program;
+    /// TC ingress on virtual devices (veth, VLAN, bond, ...) and virtio-net, where a
+    /// native XDP program turns segmentation offload off or is refused.
     #[default]
+    Auto,
+    /// Native (driver) XDP, generic only if the driver refuses it.
     Native,
-    /// Generic (skb) mode. On veth, native XDP turns off the peer's segmentation offload
-    /// (the kernel's veth driver does so whenever an XDP program is attached), which costs
-    /// bulk TCP throughput; generic mode leaves it on.
+    /// Generic (skb) XDP.
     Generic,
+    /// A TC ingress program with the same decisions and ring buffers.
+    Tc,
 }
 
-/// How the XDP program ended up attached.
+/// How the ingress program ended up attached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AttachMode {
-    /// Native (driver) mode.
+    /// Native (driver) XDP.
     Native,
-    /// Generic (skb) mode: the driver refused native mode.
+    /// Generic (skb) XDP.
     Generic,
-    /// An XDP link pinned by an earlier vipd was found and its program replaced atomically.
-    Adopted,
+    /// TC ingress (clsact).
+    Tc,
+}
+
+impl AttachMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            AttachMode::Native => "xdp-native",
+            AttachMode::Generic => "xdp-generic",
+            AttachMode::Tc => "tc",
+        }
+    }
+}
+
+/// What [`Dataplane::attach`] did on one interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Attachment {
+    pub ifindex: u32,
+    pub mode: AttachMode,
+    /// An earlier vipd's programs were there and were replaced in place.
+    pub adopted: bool,
+}
+
+/// The hook `Auto` picks for `ifname`: native XDP only on a physical NIC (it has a
+/// `device` in sysfs) whose driver is not virtio-net.
+pub fn auto_mode(ifname: &str) -> XdpPreference {
+    let device = Path::new("/sys/class/net").join(ifname).join("device");
+    let driver = std::fs::read_link(device.join("driver")).ok();
+    let driver = driver
+        .as_ref()
+        .and_then(|d| d.file_name())
+        .and_then(|d| d.to_str());
+    match driver {
+        Some(d) if d != "virtio_net" => XdpPreference::Native,
+        _ => XdpPreference::Tc,
+    }
 }
 
 /// Per-reason packet counters, summed over CPUs.
@@ -163,13 +204,6 @@ fn is_bpffs(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// Whether this process shares the mount namespace of init (not, under `ip netns exec`).
-fn in_init_mount_ns() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let ino = |p: &str| std::fs::metadata(p).map(|m| m.ino()).ok();
-    ino("/proc/self/ns/mnt") == ino("/proc/1/ns/mnt")
-}
-
 /// Makes sure `pin_dir` lies on a bpffs. Under /sys/fs/bpf one is mounted when missing;
 /// elsewhere the operator chose the place and must mount it.
 fn ensure_bpffs(pin_dir: &Path) -> Result<()> {
@@ -197,13 +231,6 @@ fn ensure_bpffs(pin_dir: &Path) -> Result<()> {
         None::<&str>,
     )
     .map_err(|e| DataplaneError::MountBpffs(e.into()))?;
-    if !in_init_mount_ns() {
-        tracing::warn!(
-            "mounted bpffs on /sys/fs/bpf in a private mount namespace (ip netns exec?): \
-             pinned links and maps will not outlive vipd, so a killed vipd cannot fail safe; \
-             pass --bpffs-dir on a bpffs shared with the host"
-        );
-    }
     Ok(())
 }
 
@@ -219,7 +246,11 @@ impl Dataplane {
         })?;
         let mut found = None;
         for &ifindex in interfaces {
-            if let Some((id, _)) = xdp_attached(ifindex)? {
+            let id = match xdp_attached(ifindex)? {
+                Some((id, _)) => Some(id),
+                None => tc_program(ifindex, TcAttachType::Ingress)?,
+            };
+            if let Some(id) = id {
                 found = Some(vipd_program(ifindex, id)?);
                 break;
             }
@@ -245,6 +276,14 @@ impl Dataplane {
             .try_into()
             .map_err(prog_err("TC program"))?;
         tc.load().map_err(prog_err("loading the TC program"))?;
+        let tc_in: &mut SchedClassifier = ebpf
+            .program_mut(TC_INGRESS_PROGRAM)
+            .ok_or(DataplaneError::Missing("TC ingress program"))?
+            .try_into()
+            .map_err(prog_err("TC ingress program"))?;
+        tc_in
+            .load()
+            .map_err(prog_err("loading the TC ingress program"))?;
         let vip_owner = HashMap::try_from(
             ebpf.take_map(MAP_VIP_OWNER)
                 .ok_or(DataplaneError::Missing(MAP_VIP_OWNER))?,
@@ -288,15 +327,43 @@ impl Dataplane {
         })
     }
 
-    /// Attaches the XDP program (native mode unless generic is asked for; generic also when
-    /// the driver refuses native) and the TC egress program to `ifname`, replacing in place
-    /// the programs of an earlier vipd. Returns the ifindex and how XDP ended up attached.
-    pub fn attach(&mut self, ifname: &str, prefer: XdpPreference) -> Result<(u32, AttachMode)> {
+    /// Attaches the ingress program as `prefer` says (native XDP falls back to generic when
+    /// the driver refuses it) and the TC egress program to `ifname`, replacing in place the
+    /// programs of an earlier vipd; a hook of an earlier vipd that is not the one chosen
+    /// now is removed once the new one is attached, so no frame goes unchecked.
+    pub fn attach(&mut self, ifname: &str, prefer: XdpPreference) -> Result<Attachment> {
         let ifindex = ifindex(ifname)?;
-        let mode = self.attach_xdp(ifname, ifindex, prefer)?;
-        self.attach_tc(ifname)?;
+        let prefer = match prefer {
+            XdpPreference::Auto => auto_mode(ifname),
+            p => p,
+        };
+        let old_xdp = xdp_attached(ifindex)?;
+        if let Some((id, _)) = old_xdp {
+            vipd_program(ifindex, id)?;
+        }
+        let old_tc = tc_program(ifindex, TcAttachType::Ingress)?;
+        let adopted = old_xdp.is_some() || old_tc.is_some();
+        let mode = if prefer == XdpPreference::Tc {
+            self.attach_tc(ifname, TC_INGRESS_PROGRAM, TcAttachType::Ingress)?;
+            if let Some((_, attached)) = old_xdp {
+                set_xdp(ifindex, -1, xdp_flags(attached))
+                    .map_err(link_err(format!("detaching XDP from {ifname}")))?;
+            }
+            AttachMode::Tc
+        } else {
+            let mode = self.attach_xdp(ifname, ifindex, prefer, old_xdp)?;
+            if old_tc.is_some() {
+                detach_tc(ifname, TcAttachType::Ingress);
+            }
+            mode
+        };
+        self.attach_tc(ifname, TC_EGRESS_PROGRAM, TcAttachType::Egress)?;
         self.attached.push((ifname.to_owned(), ifindex));
-        Ok((ifindex, mode))
+        Ok(Attachment {
+            ifindex,
+            mode,
+            adopted,
+        })
     }
 
     fn program_fd(&self, name: &'static str) -> Result<std::os::fd::RawFd> {
@@ -312,21 +379,20 @@ impl Dataplane {
         ifname: &str,
         ifindex: u32,
         prefer: XdpPreference,
+        old: Option<(u32, XdpAttached)>,
     ) -> Result<AttachMode> {
         let fd = self.program_fd(XDP_PROGRAM)?;
         let xdp_err = |e: std::io::Error| DataplaneError::Link {
             what: format!("attaching XDP to {ifname}"),
             detail: e.to_string(),
         };
-        if let Some((id, attached)) = xdp_attached(ifindex)? {
-            // Ours (load checked the name of the first; check every interface's).
-            vipd_program(ifindex, id)?;
-            let flags = match attached {
-                XdpAttached::SocketBuffer => XDP_FLAGS_SKB_MODE,
-                _ => XDP_FLAGS_DRV_MODE,
-            };
-            set_xdp(ifindex, fd, flags).map_err(xdp_err)?;
-            return Ok(AttachMode::Adopted);
+        if let Some((_, attached)) = old {
+            // Replaced in the mode it runs in: changing mode would detach it first.
+            set_xdp(ifindex, fd, xdp_flags(attached)).map_err(xdp_err)?;
+            return Ok(match attached {
+                XdpAttached::SocketBuffer => AttachMode::Generic,
+                _ => AttachMode::Native,
+            });
         }
         if prefer == XdpPreference::Generic {
             set_xdp(ifindex, fd, XDP_FLAGS_SKB_MODE).map_err(xdp_err)?;
@@ -346,13 +412,18 @@ impl Dataplane {
         }
     }
 
-    fn attach_tc(&mut self, ifname: &str) -> Result<()> {
+    fn attach_tc(
+        &mut self,
+        ifname: &str,
+        program: &'static str,
+        direction: TcAttachType,
+    ) -> Result<()> {
         let prog: &mut SchedClassifier = self
             .ebpf
-            .program_mut(TC_EGRESS_PROGRAM)
-            .ok_or(DataplaneError::Missing("TC program"))?
+            .program_mut(program)
+            .ok_or(DataplaneError::Missing(program))?
             .try_into()
-            .map_err(prog_err("TC program"))?;
+            .map_err(prog_err(program))?;
         if let Err(e) = tc::qdisc_add_clsact(ifname) {
             tracing::debug!(interface = ifname, error = %e, "clsact qdisc not added (exists)");
         }
@@ -361,18 +432,13 @@ impl Dataplane {
             handle: TC_HANDLE,
             ..NlOptions::default()
         });
-        let id = match prog.attach_with_options(ifname, TcAttachType::Egress, options) {
+        let id = match prog.attach_with_options(ifname, direction, options) {
             Ok(id) => id,
             Err(_) => {
                 // An earlier vipd's filter is there: replace its program in place.
-                let old = SchedClassifierLink::attached(
-                    ifname,
-                    TcAttachType::Egress,
-                    TC_PRIORITY,
-                    TC_HANDLE,
-                    None,
-                )
-                .map_err(link_err(format!("finding the TC filter on {ifname}")))?;
+                let old =
+                    SchedClassifierLink::attached(ifname, direction, TC_PRIORITY, TC_HANDLE, None)
+                        .map_err(link_err(format!("finding the TC filter on {ifname}")))?;
                 prog.attach_to_link(old)
                     .map_err(prog_err(format!("replacing the TC program on {ifname}")))?
             }
@@ -533,22 +599,11 @@ impl Dataplane {
                 continue;
             }
             if let Some((_, attached)) = xdp_attached(*ifindex)? {
-                let flags = match attached {
-                    XdpAttached::SocketBuffer => XDP_FLAGS_SKB_MODE,
-                    _ => XDP_FLAGS_DRV_MODE,
-                };
-                set_xdp(*ifindex, -1, flags)
+                set_xdp(*ifindex, -1, xdp_flags(attached))
                     .map_err(link_err(format!("detaching XDP from {ifname}")))?;
             }
-            if let Ok(link) = SchedClassifierLink::attached(
-                ifname,
-                TcAttachType::Egress,
-                TC_PRIORITY,
-                TC_HANDLE,
-                None,
-            ) {
-                let _ = link.detach();
-            }
+            detach_tc(ifname, TcAttachType::Ingress);
+            detach_tc(ifname, TcAttachType::Egress);
         }
         for map in OUR_MAPS {
             let _ = std::fs::remove_file(self.pin_dir.join(map));
@@ -574,6 +629,109 @@ const TC_HANDLE: TcHandle = TcHandle::new(0, 0x7ca2);
 /// `XDP_FLAGS_SKB_MODE` and `XDP_FLAGS_DRV_MODE` of `if_link.h`.
 const XDP_FLAGS_SKB_MODE: u32 = 1 << 1;
 const XDP_FLAGS_DRV_MODE: u32 = 1 << 2;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bpf_filters_program_id_is_found_among_its_options() {
+        // What the kernel sent for a `bpf` filter: name, id 1503, tag, flags, gen flags.
+        let options = [
+            20, 0, 7, 0, 118, 105, 112, 100, 95, 116, 99, 95, 105, 110, 103, 114, 101, 115, 115, 0,
+            8, 0, 11, 0, 223, 5, 0, 0, 12, 0, 10, 0, 27, 38, 39, 147, 206, 163, 86, 69, 8, 0, 8, 0,
+            1, 0, 0, 0, 8, 0, 9, 0, 8, 0, 0, 0,
+        ];
+        assert_eq!(nested_u32(&options, TCA_BPF_ID), Some(1503));
+        assert_eq!(nested_u32(&options, 99), None);
+        assert_eq!(nested_u32(&options[..22], TCA_BPF_ID), None);
+        assert_eq!(nested_u32(&[255, 255, 11, 0], TCA_BPF_ID), None);
+    }
+}
+
+/// The attach flags of an XDP program attached as `attached`.
+fn xdp_flags(attached: XdpAttached) -> u32 {
+    match attached {
+        XdpAttached::SocketBuffer => XDP_FLAGS_SKB_MODE,
+        _ => XDP_FLAGS_DRV_MODE,
+    }
+}
+
+/// Removes vipd's TC filter in `direction` from `ifname`, if there is one.
+fn detach_tc(ifname: &str, direction: TcAttachType) {
+    if let Ok(link) = SchedClassifierLink::attached(ifname, direction, TC_PRIORITY, TC_HANDLE, None)
+    {
+        let _ = link.detach();
+    }
+}
+
+/// The u32 value of attribute `kind` in a run of netlink attributes.
+fn nested_u32(mut buf: &[u8], kind: u16) -> Option<u32> {
+    while buf.len() >= 4 {
+        let len = usize::from(u16::from_ne_bytes([buf[0], buf[1]]));
+        let ty = u16::from_ne_bytes([buf[2], buf[3]]) & 0x3fff;
+        if len < 4 || len > buf.len() {
+            return None;
+        }
+        if ty == kind && len == 8 {
+            return Some(u32::from_ne_bytes([buf[4], buf[5], buf[6], buf[7]]));
+        }
+        buf = &buf[len.next_multiple_of(4).min(buf.len())..];
+    }
+    None
+}
+
+/// `TCA_BPF_ID`: the program id attribute of a `bpf` filter's options.
+const TCA_BPF_ID: u16 = 11;
+
+/// The program of vipd's TC filter (its priority) on `ifindex` in `direction`, if any.
+fn tc_program(ifindex: u32, direction: TcAttachType) -> Result<Option<u32>> {
+    let mut msg = TcMessage::default();
+    msg.header.index = ifindex as i32;
+    msg.header.parent = NlTcHandle {
+        major: 0xffff,
+        minor: match direction {
+            TcAttachType::Ingress => 0xfff2,
+            _ => 0xfff3,
+        },
+    };
+    let replies = match rtnl(RouteNetlinkMessage::GetTrafficFilter(msg), NLM_F_DUMP) {
+        Ok(r) => r,
+        // No clsact qdisc: no filter.
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return Ok(None),
+        Err(e) => {
+            return Err(DataplaneError::Link {
+                what: format!("listing the TC filters of ifindex {ifindex}"),
+                detail: e.to_string(),
+            });
+        }
+    };
+    for reply in replies {
+        let RouteNetlinkMessage::NewTrafficFilter(filter) = reply else {
+            continue;
+        };
+        if filter.header.info >> 16 != u32::from(TC_PRIORITY) {
+            continue;
+        }
+        for attr in &filter.attributes {
+            let TcAttribute::Options(options) = attr else {
+                continue;
+            };
+            for option in options {
+                // A `bpf` filter's options arrive whole, as nested attributes.
+                let TcOption::Other(nla) = option else {
+                    continue;
+                };
+                let mut nested = vec![0u8; nla.value_len()];
+                nla.emit_value(&mut nested);
+                if let Some(id) = nested_u32(&nested, TCA_BPF_ID) {
+                    return Ok(Some(id));
+                }
+            }
+        }
+    }
+    Ok(None)
+}
 
 /// One rtnetlink request, answered synchronously: the messages of the reply, or the
 /// kernel's error.
@@ -669,11 +827,12 @@ fn vipd_program(ifindex: u32, id: u32) -> Result<aya::programs::ProgramInfo> {
             what: format!("ifindex {ifindex}"),
             detail: format!("its XDP program {id} vanished"),
         })?;
-    if info.name_as_str() != Some(XDP_PROGRAM) {
+    let ours = [XDP_PROGRAM, TC_INGRESS_PROGRAM];
+    if !info.name_as_str().is_some_and(|n| ours.contains(&n)) {
         return Err(DataplaneError::Link {
             what: format!("ifindex {ifindex}"),
             detail: format!(
-                "another XDP program is attached ({:?}, id {id}); vipd does not replace it: \
+                "another program is attached ({:?}, id {id}); vipd does not replace it: \
                  detach it first (ip link set dev <interface> xdp off)",
                 info.name_as_str().unwrap_or("?")
             ),
@@ -702,7 +861,7 @@ fn adopt_maps(program: &aya::programs::ProgramInfo, pin_dir: &Path) -> Result<()
     }
     tracing::info!(
         program = program.id(),
-        "adopted the maps of the attached XDP program"
+        "adopted the maps of the attached program"
     );
     Ok(())
 }

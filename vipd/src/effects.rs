@@ -48,6 +48,9 @@ pub trait Effects {
     fn run_script(&mut self, run: ScriptRun);
     /// Gives advertisements from `addr` on `ifindex` the known peers' ring from now on.
     fn learn_peer(&mut self, ifindex: u32, addr: Ipv4Addr) -> Result<(), EffectError>;
+    /// When and from where the kernel program last saw an advertisement of group `vhid`
+    /// (read only, for the log).
+    fn last_seen(&self, ifindex: u32, vhid: u8) -> Option<(Instant, Ipv4Addr)>;
 }
 
 /// The real side effects: BPF maps, packet sockets, rtnetlink, the script runner.
@@ -113,6 +116,14 @@ impl Effects for Kernel {
 
     fn learn_peer(&mut self, ifindex: u32, addr: Ipv4Addr) -> Result<(), EffectError> {
         Ok(self.dp.add_known_peer(ifindex, addr)?)
+    }
+
+    fn last_seen(&self, ifindex: u32, vhid: u8) -> Option<(Instant, Ipv4Addr)> {
+        let seen = self.dp.group_seen(ifindex, vhid).filter(|s| s.count > 0)?;
+        let (now, now_ns) = (Instant::now(), monotonic_ns());
+        let age = std::time::Duration::from_nanos(now_ns.saturating_sub(seen.last_seen_ns));
+        let at = now.checked_sub(age).unwrap_or(now);
+        Some((at, Ipv4Addr::from(seen.last_src.to_ne_bytes())))
     }
 }
 
@@ -220,5 +231,9 @@ impl Effects for Recorder {
     fn learn_peer(&mut self, ifindex: u32, addr: Ipv4Addr) -> Result<(), EffectError> {
         self.log.push(Effect::Peer { ifindex, addr });
         Ok(())
+    }
+
+    fn last_seen(&self, _ifindex: u32, _vhid: u8) -> Option<(Instant, Ipv4Addr)> {
+        None
     }
 }

@@ -9,7 +9,7 @@ use tracing::{debug, info, warn};
 use crate::carp::{self, Advert};
 use crate::config::{GroupConfig, Vip};
 use crate::effects::Effects;
-use crate::election::Hook;
+use crate::election::{Hook, Reason};
 use crate::garp;
 use crate::group::{self, Command};
 use crate::rx::{Receiver, SentCounters};
@@ -162,11 +162,24 @@ pub async fn execute<E: Effects>(fx: &mut E, m: &mut Member, commands: Vec<Comma
                             script: script.clone(),
                             args,
                             timeout: m.cfg.script_timeout,
+                            user: m.cfg.script_user.clone(),
                         });
                     }
                 }
             }
             Command::Transition { from, to, reason } => {
+                if reason == Reason::MasterDownExpired {
+                    // What was last heard of the master: by the daemon, and by the kernel.
+                    let ms = |t: Instant| now.saturating_duration_since(t).as_secs_f64() * 1e3;
+                    let kernel = fx.last_seen(m.link.index, m.cfg.vhid);
+                    info!(
+                        group = %m.label(),
+                        last_accepted_ms = m.counters.last_advert.map(ms),
+                        kernel_last_seen_ms = kernel.map(|(t, _)| ms(t)),
+                        kernel_last_src = ?kernel.map(|(_, a)| a),
+                        "master-down expired"
+                    );
+                }
                 m.counters.transitions += 1;
                 m.counters.since = now;
                 info!(group = %m.label(), from = from.name(), to = to.name(), %reason, "transition");
@@ -195,7 +208,8 @@ fn send_advert<E: Effects>(fx: &mut E, m: &mut Member, advbase: u8, advskew: u8,
         m.tx.sent.last,
         &vips,
         &m.cfg.key,
-    );
+    )
+    .sealed(m.cfg.coverage, &vips, &m.cfg.key, m.tx.src);
     let packet = carp::build_ipv4(m.tx.src, m.cfg.destination, m.tx.ip_id, &adv);
     let frame = garp::ipv4_frame(m.link.mac, m.cfg.destination, &packet);
     match fx.send_frame(m.link.index, &frame) {
@@ -259,6 +273,7 @@ pub(crate) mod tests {
                 cfg.destination,
                 vips,
                 cfg.key.clone(),
+                cfg.coverage,
             ),
             tx: Tx::new(ME, 1000, 7),
             counters: Counters::new(Instant::now()),

@@ -3,10 +3,11 @@
 //! daemon; `check-config` validates a file. Bad flags or values exit with code 2.
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use vipd::config::{Config, ConfigError, RawGroup};
+use vipd::config::{self, Config, ConfigError, RawGroup};
 use vipd::control::{self, Reply, Request, Target};
 use vipd::daemon::{self, Options};
 use vipd::dataplane::XdpPreference;
@@ -25,11 +26,13 @@ struct Cli {
     /// Control socket (default: one per network namespace under /run/vipd).
     #[arg(long, global = true, value_name = "PATH")]
     control_socket: Option<PathBuf>,
-    /// bpffs directory for pinned links and maps (default: one per network namespace).
+    /// bpffs directory where adopted maps are pinned (default: one per network namespace).
     #[arg(long, global = true, value_name = "DIR")]
     bpffs_dir: Option<PathBuf>,
-    /// XDP attach mode: native (driver; generic only if refused) or generic (skb).
-    #[arg(long, global = true, value_enum, default_value_t = XdpMode::Native)]
+    /// Ingress hook: auto (native XDP on physical NICs other than virtio-net, TC ingress
+    /// elsewhere), native (XDP in the driver; generic if refused), generic (XDP on the skb)
+    /// or tc (TC ingress).
+    #[arg(long, global = true, value_enum, default_value_t = XdpMode::Auto)]
     xdp_mode: XdpMode,
     /// SCHED_FIFO priority of the daemon, so advertisements leave on time on a busy node
     /// (1-99; 0 keeps the ordinary scheduler).
@@ -40,8 +43,10 @@ struct Cli {
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum XdpMode {
+    Auto,
     Native,
     Generic,
+    Tc,
 }
 
 #[derive(Subcommand)]
@@ -121,7 +126,7 @@ struct UcarpArgs {
     /// Run the down script at exit.
     #[arg(short = 'z', long = "shutdown")]
     shutdown: bool,
-    /// Run in the background.
+    /// Run in the background, logging to syslog.
     #[arg(short = 'B', long = "daemonize")]
     daemonize: bool,
     /// Extra parameter for the up/down scripts.
@@ -136,13 +141,20 @@ struct UcarpArgs {
     /// Debug output.
     #[arg(short = 'D', long = "debug")]
     debug: bool,
-    /// Syslog facility (accepted for compatibility; vipd logs to stderr).
+    /// Syslog facility of the log with -B: daemon (default), user, local0..local7, ...
     #[arg(short = 'f', long = "facility")]
     facility: Option<String>,
+    /// Run the up and down scripts as this user (and its groups) instead of root.
+    #[arg(long = "script-user", value_name = "USER")]
+    script_user: Option<String>,
+    /// Run scripts that others than root or the script user could change.
+    #[arg(long = "no-script-security")]
+    no_script_security: bool,
 }
 
 impl UcarpArgs {
     fn into_config(self) -> Result<Config, ConfigError> {
+        let pass_on_command_line = self.pass.is_some();
         let raw = RawGroup {
             interface: self.interface,
             vhid: self.vhid,
@@ -162,21 +174,131 @@ impl UcarpArgs {
             multicast: self.mcast,
             broadcast: self.nomcast,
             ignore_ifstate: self.ignoreifstate,
+            script_user: self.script_user,
+            script_security: Some(!self.no_script_security),
             ..RawGroup::default()
         };
-        Config::from_raw(vec![raw], |_| String::from("--"))
+        let mut config = Config::from_raw(vec![raw], |_| String::from("--"))?;
+        if pass_on_command_line {
+            config.warnings.insert(
+                0,
+                "the password given with --pass (-p) is visible to every local user (ps); \
+                 --passfile (-o) with a file of mode 600 keeps it secret"
+                    .to_owned(),
+            );
+        }
+        Ok(config)
     }
 }
 
-fn init_tracing(debug: bool) {
+/// Where the log goes.
+enum LogTo {
+    Stderr,
+    /// Syslog (through /dev/log), once in the background (`-B`).
+    Syslog(syslog::Facility),
+}
+
+type SyslogLogger = syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>;
+
+/// Writes each log line to syslog with the severity of its level.
+#[derive(Clone)]
+struct Syslog(Arc<Mutex<SyslogLogger>>);
+
+/// One log line on its way to syslog: sent when dropped.
+struct SyslogLine {
+    to: Arc<Mutex<SyslogLogger>>,
+    level: tracing::Level,
+    buf: Vec<u8>,
+}
+
+impl std::io::Write for SyslogLine {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(b);
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for SyslogLine {
+    fn drop(&mut self) {
+        let text = String::from_utf8_lossy(&self.buf);
+        // The level is the severity already; fmt pads its name with a space.
+        let text = text.trim();
+        if text.is_empty() {
+            return;
+        }
+        let mut logger = self.to.lock().unwrap_or_else(|e| e.into_inner());
+        if syslog_send(&mut logger, self.level, text).is_err() {
+            // The syslog daemon restarted: connect again, once per line.
+            if let Ok(fresh) = syslog::unix(logger.formatter.clone()) {
+                *logger = fresh;
+                let _ = syslog_send(&mut logger, self.level, text);
+            }
+        }
+    }
+}
+
+fn syslog_send(l: &mut SyslogLogger, level: tracing::Level, text: &str) -> syslog::Result<()> {
+    match level {
+        tracing::Level::ERROR => l.err(text),
+        tracing::Level::WARN => l.warning(text),
+        tracing::Level::INFO => l.info(text),
+        _ => l.debug(text),
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Syslog {
+    type Writer = SyslogLine;
+
+    fn make_writer(&'a self) -> SyslogLine {
+        self.line(tracing::Level::INFO)
+    }
+
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> SyslogLine {
+        self.line(*meta.level())
+    }
+}
+
+impl Syslog {
+    fn line(&self, level: tracing::Level) -> SyslogLine {
+        SyslogLine {
+            to: self.0.clone(),
+            level,
+            buf: Vec::new(),
+        }
+    }
+}
+
+fn log_filter(debug: bool) -> tracing_subscriber::EnvFilter {
     let default = if debug { "vipd=debug" } else { "vipd=info" };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default))
+}
+
+/// The log as syslog gets it: no colours, no timestamp (syslog adds its own).
+fn syslog_subscriber(debug: bool, to: Syslog) -> impl tracing::Subscriber + Send + Sync {
     tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_env_filter(log_filter(debug))
+        .with_writer(to)
+        .with_ansi(false)
+        .without_time()
+        .finish()
+}
+
+fn init_tracing(debug: bool, to: Option<Syslog>) {
+    match to {
+        Some(to) => {
+            let _ = tracing::subscriber::set_global_default(syslog_subscriber(debug, to));
+        }
+        None => tracing_subscriber::fmt()
+            .with_env_filter(log_filter(debug))
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -215,8 +337,10 @@ fn main() -> ExitCode {
             .clone()
             .unwrap_or_else(vipd::dataplane::default_pin_dir),
         xdp_mode: match cli.xdp_mode {
+            XdpMode::Auto => XdpPreference::Auto,
             XdpMode::Native => XdpPreference::Native,
             XdpMode::Generic => XdpPreference::Generic,
+            XdpMode::Tc => XdpPreference::Tc,
         },
         rt_priority: (cli.rt_priority > 0).then_some(cli.rt_priority),
     };
@@ -226,19 +350,31 @@ fn main() -> ExitCode {
     match cli.cmd {
         None => {
             let debug = cli.ucarp.debug;
-            let daemonize = cli.ucarp.daemonize;
+            let facility = match cli.ucarp.facility.as_deref().map(config::syslog_facility) {
+                None => syslog::Facility::LOG_DAEMON,
+                Some(Ok(f)) => f,
+                Some(Err(e)) => return usage(flag_names(&format!("--{e}"))),
+            };
+            let log = if cli.ucarp.daemonize {
+                LogTo::Syslog(facility)
+            } else {
+                LogTo::Stderr
+            };
             let config = match cli.ucarp.into_config() {
                 Ok(c) => c,
                 Err(e) => return usage(flag_names(&e.to_string())),
             };
-            serve(config, opts, debug, daemonize)
+            serve(config, opts, debug, log)
         }
         Some(Cmd::Run { config }) => match Config::load(&config) {
-            Ok(c) => serve(c, opts, false, false),
+            Ok(c) => serve(c, opts, false, LogTo::Stderr),
             Err(e) => usage(e),
         },
         Some(Cmd::CheckConfig { file }) => match Config::load(&file) {
             Ok(c) => {
+                for w in &c.warnings {
+                    eprintln!("vipd: warning: {w}");
+                }
                 println!("{}: {} group(s), valid", file.display(), c.groups.len());
                 ExitCode::SUCCESS
             }
@@ -271,6 +407,8 @@ fn flag_names(msg: &str) -> String {
         ("--upscript:", "--upscript (-u):"),
         ("--downscript:", "--downscript (-d):"),
         ("--multicast:", "--mcast (-m):"),
+        ("--facility:", "--facility (-f):"),
+        ("--script_user:", "--script-user:"),
     ];
     for (from, to) in FLAGS {
         if let Some(rest) = msg.strip_prefix(from) {
@@ -289,11 +427,41 @@ fn target(t: TargetArgs) -> Result<Target, ExitCode> {
     }
 }
 
-fn serve(config: Config, opts: Options, debug: bool, daemonize: bool) -> ExitCode {
-    init_tracing(debug);
-    if daemonize && let Err(e) = nix::unistd::daemon(true, false) {
-        eprintln!("vipd: cannot daemonize: {e}");
-        return ExitCode::FAILURE;
+fn serve(config: Config, opts: Options, debug: bool, log: LogTo) -> ExitCode {
+    match log {
+        LogTo::Stderr => init_tracing(debug, None),
+        LogTo::Syslog(facility) => {
+            // Connected before going to the background, so that a failure can be told.
+            let logger = syslog::unix(syslog::Formatter3164 {
+                facility,
+                hostname: None,
+                process: "vipd".into(),
+                pid: std::process::id(),
+            });
+            let logger = match logger {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    eprintln!(
+                        "vipd: cannot reach syslog ({e}); running in the background without a log"
+                    );
+                    None
+                }
+            };
+            if let Err(e) = nix::unistd::daemon(true, false) {
+                eprintln!("vipd: cannot daemonize: {e}");
+                return ExitCode::FAILURE;
+            }
+            init_tracing(
+                debug,
+                logger.map(|mut l| {
+                    l.formatter.pid = std::process::id();
+                    Syslog(Arc::new(Mutex::new(l)))
+                }),
+            );
+        }
+    }
+    for w in &config.warnings {
+        tracing::warn!("{w}");
     }
     let result = runtime().and_then(|rt| rt.block_on(daemon::run(config, opts)));
     match result {
@@ -333,5 +501,135 @@ fn client(opts: &Options, req: Request, json: bool) -> ExitCode {
             eprintln!("vipd: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixDatagram;
+
+    #[test]
+    fn log_lines_reach_syslog_with_the_facility_and_the_level() {
+        let path = std::env::temp_dir().join(format!("vipd-syslog-{}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let server = UnixDatagram::bind(&path).unwrap();
+        server
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let logger = syslog::unix_custom(
+            syslog::Formatter3164 {
+                facility: config::syslog_facility("local3").unwrap(),
+                hostname: None,
+                process: "vipd".into(),
+                pid: 42,
+            },
+            &path,
+        )
+        .unwrap();
+        let to = Syslog(Arc::new(Mutex::new(logger)));
+        tracing::subscriber::with_default(syslog_subscriber(false, to), || {
+            tracing::warn!(vhid = 7, "master down");
+            tracing::info!("up script done");
+            tracing::debug!("not with -D off");
+        });
+        let mut buf = [0u8; 2048];
+        let mut got = Vec::new();
+        for _ in 0..2 {
+            let n = server.recv(&mut buf).unwrap();
+            got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        std::fs::remove_file(&path).unwrap();
+        // local3 is facility 19; warning is severity 4, info 6.
+        assert!(got[0].starts_with("<156>"), "{got:?}");
+        assert!(
+            got[0].contains(" vipd[42]: ") && got[0].contains("master down vhid=7"),
+            "{got:?}"
+        );
+        assert!(
+            !got[0].contains('\x1b') && !got[0].ends_with('\n'),
+            "{got:?}"
+        );
+        assert!(
+            got[1].starts_with("<158>") && got[1].contains("up script done"),
+            "{got:?}"
+        );
+        server.set_nonblocking(true).unwrap();
+        assert!(server.recv(&mut buf).is_err(), "debug is filtered out");
+    }
+
+    #[test]
+    fn facilities_go_by_ucarp_names() {
+        use syslog::Facility::*;
+        for (name, want) in [
+            ("daemon", LOG_DAEMON),
+            ("LOCAL0", LOG_LOCAL0),
+            ("local7", LOG_LOCAL7),
+            ("user", LOG_USER),
+        ] {
+            assert_eq!(config::syslog_facility(name).unwrap() as u8, want as u8);
+        }
+        let err = config::syslog_facility("local8").unwrap_err().to_string();
+        assert_eq!(
+            flag_names(&format!("--{err}"))
+                .split(" (daemon")
+                .next()
+                .unwrap(),
+            "--facility (-f): unknown syslog facility \"local8\""
+        );
+    }
+
+    fn ucarp(args: &[&str]) -> UcarpArgs {
+        let mut all = vec!["vipd"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all).unwrap().ucarp
+    }
+
+    #[test]
+    fn a_password_on_the_command_line_is_warned_about() {
+        let c = ucarp(&["-i", "eth0", "-v", "1", "-p", "x", "-a", "10.0.0.100"])
+            .into_config()
+            .unwrap();
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        assert!(c.warnings[0].contains("--pass (-p)"), "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn script_flags_reach_the_group() {
+        let c = ucarp(&[
+            "-i",
+            "eth0",
+            "-v",
+            "1",
+            "-p",
+            "x",
+            "-a",
+            "10.0.0.100",
+            "--script-user",
+            "root",
+            "-u",
+            "/bin/sh",
+        ])
+        .into_config()
+        .unwrap();
+        assert_eq!(c.groups[0].script_user.as_ref().unwrap().uid, 0);
+        let err = ucarp(&[
+            "-i",
+            "eth0",
+            "-v",
+            "1",
+            "-p",
+            "x",
+            "-a",
+            "10.0.0.100",
+            "--script-user",
+            "no-such-user-vipd",
+        ])
+        .into_config()
+        .unwrap_err();
+        assert_eq!(
+            flag_names(&err.to_string()),
+            "--script-user: no such user: \"no-such-user-vipd\""
+        );
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
-use crate::carp::{self, Advert, CarpError, Key};
+use crate::carp::{self, Advert, CarpError, Coverage, Key};
 
 /// How many authenticated counters a group remembers to recognise a replay (about an hour
 /// of advertisements at one a second).
@@ -140,6 +140,7 @@ pub struct Receiver {
     vhid: u8,
     vips: Vec<Ipv4Addr>,
     key: Key,
+    coverage: Coverage,
     seen: HashSet<u64>,
     order: VecDeque<u64>,
     stats: RxStats,
@@ -156,6 +157,7 @@ impl Receiver {
         destination: Ipv4Addr,
         vips: Vec<Ipv4Addr>,
         key: Key,
+        coverage: Coverage,
     ) -> Receiver {
         Receiver {
             local_addr,
@@ -163,6 +165,7 @@ impl Receiver {
             vhid,
             vips,
             key,
+            coverage,
             seen: HashSet::with_capacity(REMEMBERED_COUNTERS),
             order: VecDeque::with_capacity(REMEMBERED_COUNTERS),
             stats: RxStats::default(),
@@ -188,7 +191,10 @@ impl Receiver {
             Ok(_) => self.stats.accepted += 1,
             Err(r) => {
                 self.stats.count(r);
-                self.log(now);
+                let src = packet
+                    .get(12..16)
+                    .map(|b| Ipv4Addr::new(b[0], b[1], b[2], b[3]));
+                self.log(now, src);
             }
         }
         result
@@ -199,10 +205,10 @@ impl Receiver {
         packet: &[u8],
         sent: SentCounters,
     ) -> Result<(Ipv4Addr, Advert), Rejection> {
-        let (vips, key) = (&self.vips[..], &self.key);
+        let (vips, key, coverage) = (&self.vips[..], &self.key, self.coverage);
         let vhid = self.vhid;
-        let (src, advert) = carp::decode(packet, self.destination, |v| {
-            (v == vhid).then_some((vips, key))
+        let (src, advert) = carp::decode_covering(packet, self.destination, |v| {
+            (v == vhid).then_some((vips, key, coverage))
         })
         .map_err(Rejection::Carp)?;
         if src == self.local_addr {
@@ -223,8 +229,9 @@ impl Receiver {
         Ok((src, advert))
     }
 
-    /// At most one line per [`LOG_INTERVAL`], with what was rejected since the last one.
-    fn log(&mut self, now: Instant) {
+    /// At most one line per [`LOG_INTERVAL`], with what was rejected since the last one and
+    /// the source of the rejection that triggered it.
+    fn log(&mut self, now: Instant, src: Option<Ipv4Addr>) {
         if self.next_log.is_some_and(|t| now < t) {
             return;
         }
@@ -238,7 +245,7 @@ impl Receiver {
             .map(|((name, n), (_, before))| format!("{name}={}", n - before))
             .collect();
         warn!(group = %self.label, total = self.stats.rejected(), since_last = %since.join(" "),
-            "advertisements rejected (logged at most every 10 s)");
+            source = ?src, "advertisements rejected (logged at most every 10 s)");
         self.logged = self.stats;
     }
 }
@@ -260,6 +267,7 @@ mod tests {
             DEFAULT_GROUP,
             vec![VIP],
             Key::new(b"secret"),
+            Coverage::Carp,
         )
     }
 

@@ -1,78 +1,775 @@
 //! Up and down scripts, run as ucarp runs them (`<script> <interface> <vip> <xparam>`, once
 //! per VIP), one at a time in transition order, each under a timeout, on a task of their own
 //! so that a slow script never delays an advertisement or a timer.
-use std::path::PathBuf;
+//!
+//! What keeps a script from being a way in or a way to stall the node:
+//! - [`check_script`]: at configuration time, a script that anyone but root, the script
+//!   user or vipd's own user could replace (through the file or any directory above it) is
+//!   refused.
+//! - [`ScriptUser`]: a script can run as an unprivileged user, with that user's groups.
+//! - Each run is a process group of its own with stdin on /dev/null; on timeout the whole
+//!   group is killed, so what the script started in the background goes with it.
+//! - [`ScriptQueue`]: at most [`MAX_PENDING`] runs wait; a later transition of a group
+//!   replaces the run still waiting for the same VIP, and when the queue is full the oldest
+//!   waiting run is dropped (and counted).
+use std::collections::VecDeque;
+use std::ffi::CString;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
+
+/// Runs waiting at most: enough for every group of a node (vhids 1..=255) to have one
+/// waiting, as happens at start-up when each runs its down script.
+pub const MAX_PENDING: usize = 256;
+
+/// The user a script runs as, resolved when the configuration is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptUser {
+    pub name: String,
+    pub uid: u32,
+    /// The user's primary group.
+    pub gid: u32,
+    /// Supplementary groups, as initgroups(3) would set them.
+    pub groups: Vec<u32>,
+}
+
+impl ScriptUser {
+    /// Looks `name` up in the user database (a numeric uid is accepted when it has an entry).
+    pub fn lookup(name: &str) -> Result<ScriptUser, String> {
+        let entry = match nix::unistd::User::from_name(name) {
+            Ok(Some(u)) => Some(u),
+            Ok(None) => match name.parse::<u32>() {
+                Ok(uid) => nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+                    .map_err(|e| format!("cannot look up uid {uid}: {e}"))?,
+                Err(_) => None,
+            },
+            Err(e) => return Err(format!("cannot look up user {name:?}: {e}")),
+        };
+        let user = entry.ok_or_else(|| format!("no such user: {name:?}"))?;
+        let cname = CString::new(user.name.as_str())
+            .map_err(|_| format!("user name {name:?} holds a NUL byte"))?;
+        let groups = nix::unistd::getgrouplist(&cname, user.gid)
+            .map_err(|e| format!("cannot list the groups of {name:?}: {e}"))?
+            .into_iter()
+            .map(|g| g.as_raw())
+            .collect();
+        Ok(ScriptUser {
+            name: user.name,
+            uid: user.uid.as_raw(),
+            gid: user.gid.as_raw(),
+            groups,
+        })
+    }
+}
+
+/// Refuses a script that someone other than root, the script user or vipd's own user could
+/// replace: the file must be a regular file, owned by one of them and not writable by group
+/// or others; every directory on its path (symbolic links followed, each one checked) must
+/// be owned by one of them and not writable by group or others, unless it has the sticky
+/// bit (as /tmp has). The error names the path at fault.
+pub fn check_script(path: &Path, user: Option<&ScriptUser>) -> Result<(), String> {
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    let trusted = |uid: u32| uid == 0 || uid == me || user.is_some_and(|u| u.uid == uid);
+    let owner_hint = |what: &Path, uid: u32| {
+        format!(
+            "{} is owned by uid {uid}, not by root{}",
+            what.display(),
+            user.map(|u| format!(" or {}", u.name)).unwrap_or_default()
+        )
+    };
+    let absolute = if path.is_absolute() {
+        path.to_owned()
+    } else {
+        std::env::current_dir()
+            .map_err(|e| format!("cannot resolve {}: {e}", path.display()))?
+            .join(path)
+    };
+    let check_dir = |dir: &Path| -> Result<(), String> {
+        let md = std::fs::metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        if !trusted(md.uid()) {
+            return Err(format!(
+                "{} (a directory above {})",
+                owner_hint(dir, md.uid()),
+                path.display()
+            ));
+        }
+        if md.mode() & 0o022 != 0 && md.mode() & libc::S_ISVTX == 0 {
+            return Err(format!(
+                "{} (a directory above {}) is writable by group or others",
+                dir.display(),
+                path.display()
+            ));
+        }
+        Ok(())
+    };
+    let mut pending: VecDeque<PathBuf> = components(&absolute);
+    let mut dir = PathBuf::from("/");
+    check_dir(&dir)?;
+    let mut links = 0;
+    while let Some(name) = pending.pop_front() {
+        if name.as_os_str() == ".." {
+            dir.pop();
+            continue;
+        }
+        let next = dir.join(&name);
+        let md =
+            std::fs::symlink_metadata(&next).map_err(|e| format!("{}: {e}", next.display()))?;
+        if md.file_type().is_symlink() {
+            links += 1;
+            if links > 40 {
+                return Err(format!("{}: too many symbolic links", path.display()));
+            }
+            let target =
+                std::fs::read_link(&next).map_err(|e| format!("{}: {e}", next.display()))?;
+            if target.is_absolute() {
+                dir = PathBuf::from("/");
+            }
+            for c in components(&target).into_iter().rev() {
+                pending.push_front(c);
+            }
+            continue;
+        }
+        if pending.is_empty() {
+            if !md.is_file() {
+                return Err(format!("{} is not a regular file", next.display()));
+            }
+            if !trusted(md.uid()) {
+                return Err(owner_hint(&next, md.uid()));
+            }
+            if md.mode() & 0o022 != 0 {
+                return Err(format!(
+                    "{} is writable by group or others (mode {:o})",
+                    next.display(),
+                    md.mode() & 0o7777
+                ));
+            }
+            return Ok(());
+        }
+        if !md.is_dir() {
+            return Err(format!("{} is not a directory", next.display()));
+        }
+        check_dir(&next)?;
+        dir = next;
+    }
+    Err(format!("{} is not a file", path.display()))
+}
+
+/// The names along `path`, `.` left out, `..` kept.
+fn components(path: &Path) -> VecDeque<PathBuf> {
+    path.components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(PathBuf::from(n)),
+            Component::ParentDir => Some(PathBuf::from("..")),
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => None,
+        })
+        .collect()
+}
 
 /// One script run.
 #[derive(Debug, Clone)]
 pub struct ScriptRun {
     pub vhid: u8,
     pub script: PathBuf,
+    /// `<interface> <vip> [xparam]`.
     pub args: Vec<String>,
     pub timeout: Duration,
+    /// Run as this user; `None`: as vipd's own user (root, as ucarp does).
+    pub user: Option<ScriptUser>,
 }
 
-/// Queue of script runs, executed in order.
+impl ScriptRun {
+    /// Runs with the same key are for the same VIP of the same group: only the latest counts.
+    fn key(&self) -> (u8, Option<&str>, Option<&str>) {
+        (
+            self.vhid,
+            self.args.first().map(String::as_str),
+            self.args.get(1).map(String::as_str),
+        )
+    }
+}
+
+/// What [`ScriptQueue::push`] did.
+#[derive(Debug)]
+pub enum Pushed {
+    Queued,
+    /// A run for the same VIP of the same group was waiting: it was dropped, the new one
+    /// queued at the end.
+    Replaced(ScriptRun),
+    /// The queue was full: its oldest run was dropped.
+    DroppedOldest(ScriptRun),
+}
+
+/// The runs waiting, in order, bounded and coalesced.
+#[derive(Debug)]
+pub struct ScriptQueue {
+    pending: VecDeque<ScriptRun>,
+    capacity: usize,
+    /// Runs replaced by a later transition of their group and VIP.
+    pub replaced: u64,
+    /// Runs dropped because the queue was full.
+    pub dropped: u64,
+}
+
+impl ScriptQueue {
+    pub fn new(capacity: usize) -> ScriptQueue {
+        ScriptQueue {
+            pending: VecDeque::new(),
+            capacity: capacity.max(1),
+            replaced: 0,
+            dropped: 0,
+        }
+    }
+
+    pub fn push(&mut self, run: ScriptRun) -> Pushed {
+        if let Some(i) = self.pending.iter().position(|p| p.key() == run.key()) {
+            let old = self.pending.remove(i).expect("index from position");
+            self.pending.push_back(run);
+            self.replaced += 1;
+            return Pushed::Replaced(old);
+        }
+        let dropped = if self.pending.len() >= self.capacity {
+            self.dropped += 1;
+            self.pending.pop_front()
+        } else {
+            None
+        };
+        self.pending.push_back(run);
+        match dropped {
+            Some(old) => Pushed::DroppedOldest(old),
+            None => Pushed::Queued,
+        }
+    }
+
+    pub fn pop(&mut self) -> Option<ScriptRun> {
+        self.pending.pop_front()
+    }
+
+    pub fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+}
+
+struct Shared {
+    queue: Mutex<(ScriptQueue, bool)>,
+    wake: Notify,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (ScriptQueue, bool)> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Runs scripts one at a time from a [`ScriptQueue`].
 pub struct ScriptRunner {
-    tx: mpsc::UnboundedSender<ScriptRun>,
-    task: tokio::task::JoinHandle<()>,
+    shared: Arc<Shared>,
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl ScriptRunner {
     /// Starts the runner task on the current runtime.
     pub fn start() -> ScriptRunner {
-        let (tx, mut rx) = mpsc::unbounded_channel::<ScriptRun>();
+        ScriptRunner::with_capacity(MAX_PENDING)
+    }
+
+    /// A runner whose queue holds at most `capacity` waiting runs.
+    pub fn with_capacity(capacity: usize) -> ScriptRunner {
+        let shared = Arc::new(Shared {
+            queue: Mutex::new((ScriptQueue::new(capacity), false)),
+            wake: Notify::new(),
+        });
+        let s = shared.clone();
         let task = tokio::spawn(async move {
-            while let Some(run) = rx.recv().await {
-                execute(run).await;
+            loop {
+                let next = {
+                    let mut q = s.lock();
+                    match q.0.pop() {
+                        Some(run) => Some(run),
+                        None if q.1 => return,
+                        None => None,
+                    }
+                };
+                match next {
+                    Some(run) => execute(run).await,
+                    None => s.wake.notified().await,
+                }
             }
         });
-        ScriptRunner { tx, task }
+        ScriptRunner {
+            shared,
+            task: Some(task),
+        }
     }
 
     /// Stops taking runs; the returned task ends once the queued ones have run.
-    pub fn close(self) -> tokio::task::JoinHandle<()> {
-        self.task
+    pub fn close(mut self) -> tokio::task::JoinHandle<()> {
+        self.shared.lock().1 = true;
+        self.shared.wake.notify_one();
+        self.task.take().expect("the task is taken only here")
     }
 
     pub fn queue(&self, run: ScriptRun) {
-        if self.tx.send(run).is_err() {
-            tracing::error!("script runner has stopped; a script was not run");
+        let pushed = {
+            let mut q = self.shared.lock();
+            if q.1 {
+                drop(q);
+                tracing::error!(vhid = run.vhid, script = %run.script.display(),
+                    "script runner has stopped; a script was not run");
+                return;
+            }
+            let pushed = q.0.push(run);
+            (pushed, q.0.dropped)
+        };
+        match pushed {
+            (Pushed::Queued, _) => {}
+            (Pushed::Replaced(old), _) => {
+                tracing::debug!(vhid = old.vhid, script = %old.script.display(), args = ?old.args,
+                    "a waiting script run was replaced by a later transition");
+            }
+            (Pushed::DroppedOldest(old), total) => {
+                tracing::warn!(vhid = old.vhid, script = %old.script.display(), args = ?old.args,
+                    dropped_total = total, "script queue full: the oldest waiting run was dropped");
+            }
         }
+        self.shared.wake.notify_one();
     }
 }
 
+impl Drop for ScriptRunner {
+    fn drop(&mut self) {
+        self.shared.lock().1 = true;
+        self.shared.wake.notify_one();
+    }
+}
+
+/// Runs one script to its end or its timeout; on timeout its whole process group is killed.
 async fn execute(run: ScriptRun) {
     let started = std::time::Instant::now();
     let mut cmd = tokio::process::Command::new(&run.script);
     cmd.args(&run.args)
         .kill_on_drop(true)
-        .stdin(std::process::Stdio::null());
-    let child = match cmd.spawn() {
+        .stdin(std::process::Stdio::null())
+        .process_group(0);
+    if let Some(user) = &run.user {
+        let (uid, gid, groups) = (user.uid, user.gid, user.groups.clone());
+        // SAFETY: the closure runs in the child between fork and exec and makes only
+        // async-signal-safe system calls, on memory it owns.
+        unsafe {
+            cmd.pre_exec(move || drop_privileges(uid, gid, &groups));
+        }
+    }
+    let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(vhid = run.vhid, script = %run.script.display(), error = %e, "cannot run script");
             return;
         }
     };
-    match tokio::time::timeout(run.timeout, child.wait_with_output()).await {
-        Ok(Ok(out)) if out.status.success() => {
+    let pgid = child.id();
+    match tokio::time::timeout(run.timeout, child.wait()).await {
+        Ok(Ok(status)) if status.success() => {
             tracing::info!(vhid = run.vhid, script = %run.script.display(), args = ?run.args,
                 ms = started.elapsed().as_millis() as u64, "script done");
         }
-        Ok(Ok(out)) => {
+        Ok(Ok(status)) => {
             tracing::warn!(vhid = run.vhid, script = %run.script.display(), args = ?run.args,
-                status = %out.status, "script failed");
+                %status, "script failed");
         }
         Ok(Err(e)) => {
             tracing::error!(vhid = run.vhid, script = %run.script.display(), error = %e, "script wait failed");
         }
         Err(_) => {
+            // The script has not been waited for, so its pid (the group's id) is still ours.
+            if let Some(pgid) = pgid.and_then(|p| i32::try_from(p).ok()) {
+                // SAFETY: kill(2) of the process group this run created.
+                unsafe { libc::kill(-pgid, libc::SIGKILL) };
+            }
+            let _ = child.wait().await;
             tracing::error!(vhid = run.vhid, script = %run.script.display(),
-                timeout_ms = run.timeout.as_millis() as u64, "script timed out and was killed");
+                timeout_ms = run.timeout.as_millis() as u64,
+                "script timed out and was killed with its process group");
         }
+    }
+}
+
+/// In the child: takes on the script user's groups, then its group, then its uid.
+fn drop_privileges(uid: u32, gid: u32, groups: &[u32]) -> std::io::Result<()> {
+    let check = |rc: libc::c_int| {
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    };
+    // SAFETY: plain system calls; `groups` outlives the call.
+    unsafe {
+        check(libc::setgroups(groups.len(), groups.as_ptr()))?;
+        check(libc::setgid(gid))?;
+        check(libc::setuid(uid))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn run(vhid: u8, vip: &str, script: &str) -> ScriptRun {
+        ScriptRun {
+            vhid,
+            script: PathBuf::from(script),
+            args: vec!["eth0".into(), vip.into()],
+            timeout: Duration::from_secs(1),
+            user: None,
+        }
+    }
+
+    fn order(q: &mut ScriptQueue) -> Vec<(u8, String, String)> {
+        std::iter::from_fn(|| q.pop())
+            .map(|r| (r.vhid, r.args[1].clone(), r.script.display().to_string()))
+            .collect()
+    }
+
+    fn t(vhid: u8, vip: &str, script: &str) -> (u8, String, String) {
+        (vhid, vip.into(), script.into())
+    }
+
+    #[test]
+    fn runs_come_out_in_order() {
+        let mut q = ScriptQueue::new(8);
+        for (v, vip) in [(1, "10.0.0.1"), (2, "10.0.0.2"), (1, "10.0.0.3")] {
+            assert!(matches!(q.push(run(v, vip, "up")), Pushed::Queued));
+        }
+        assert_eq!(q.len(), 3);
+        assert_eq!(
+            order(&mut q),
+            [
+                t(1, "10.0.0.1", "up"),
+                t(2, "10.0.0.2", "up"),
+                t(1, "10.0.0.3", "up")
+            ]
+        );
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn a_later_transition_replaces_the_waiting_run_of_the_same_vip() {
+        let mut q = ScriptQueue::new(8);
+        q.push(run(1, "10.0.0.1", "up"));
+        q.push(run(1, "10.0.0.2", "up"));
+        q.push(run(2, "10.0.0.1", "up"));
+        let Pushed::Replaced(old) = q.push(run(1, "10.0.0.1", "down")) else {
+            panic!("same group, same VIP: replaced");
+        };
+        assert_eq!(old.script, PathBuf::from("up"));
+        assert_eq!(q.replaced, 1);
+        assert_eq!(
+            order(&mut q),
+            [
+                t(1, "10.0.0.2", "up"),
+                t(2, "10.0.0.1", "up"),
+                t(1, "10.0.0.1", "down")
+            ]
+        );
+    }
+
+    #[test]
+    fn the_same_vhid_on_another_interface_is_another_group() {
+        let mut q = ScriptQueue::new(8);
+        q.push(run(1, "10.0.0.1", "up"));
+        let mut other = run(1, "10.0.0.1", "down");
+        other.args[0] = "eth1".into();
+        assert!(matches!(q.push(other), Pushed::Queued));
+        assert_eq!(q.len(), 2);
+    }
+
+    #[test]
+    fn a_full_queue_drops_its_oldest_run_and_counts_it() {
+        let mut q = ScriptQueue::new(3);
+        for v in 1..=3 {
+            q.push(run(v, "10.0.0.1", "up"));
+        }
+        let Pushed::DroppedOldest(old) = q.push(run(4, "10.0.0.1", "up")) else {
+            panic!("full: the oldest goes");
+        };
+        assert_eq!(old.vhid, 1);
+        q.push(run(5, "10.0.0.1", "up"));
+        assert_eq!((q.dropped, q.len()), (2, 3));
+        // Replacing never drops: the queue does not grow.
+        assert!(matches!(
+            q.push(run(4, "10.0.0.1", "down")),
+            Pushed::Replaced(_)
+        ));
+        assert_eq!((q.dropped, q.len()), (2, 3));
+        assert_eq!(
+            order(&mut q),
+            [
+                t(3, "10.0.0.1", "up"),
+                t(5, "10.0.0.1", "up"),
+                t(4, "10.0.0.1", "down")
+            ]
+        );
+    }
+
+    /// A scratch directory of mode 0755 under the temporary directory, removed on drop.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(tag: &str) -> Scratch {
+            let dir =
+                std::env::temp_dir().join(format!("vipd-scripts-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            chmod(&dir, 0o755);
+            Scratch(dir)
+        }
+
+        fn script(&self, name: &str, mode: u32) -> PathBuf {
+            let p = self.0.join(name);
+            std::fs::write(&p, "#!/bin/sh\nexit 0\n").unwrap();
+            chmod(&p, mode);
+            p
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn chmod(p: &Path, mode: u32) {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[test]
+    fn a_script_only_its_owners_can_change_is_accepted() {
+        let s = Scratch::new("ok");
+        let p = s.script("up.sh", 0o755);
+        check_script(&p, None).unwrap();
+        // `..` is taken after the directory before it, as the kernel takes it.
+        assert!(check_script(&s.0.join("sub/../up.sh"), None).is_err());
+        std::fs::create_dir(s.0.join("sub")).unwrap();
+        chmod(&s.0.join("sub"), 0o755);
+        check_script(&s.0.join("sub/../up.sh"), None).unwrap();
+        check_script(Path::new("/bin/sh"), None).unwrap();
+    }
+
+    #[test]
+    fn a_script_writable_by_group_or_others_is_refused() {
+        let s = Scratch::new("mode");
+        for mode in [0o777, 0o775, 0o757] {
+            let p = s.script(&format!("up{mode:o}.sh"), mode);
+            let err = check_script(&p, None).unwrap_err();
+            assert!(
+                err.contains(&p.display().to_string()) && err.contains("writable"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_directory_above_writable_by_others_is_refused_unless_sticky() {
+        let s = Scratch::new("dir");
+        let open = s.0.join("open");
+        std::fs::create_dir(&open).unwrap();
+        let p = open.join("up.sh");
+        std::fs::write(&p, "#!/bin/sh\n").unwrap();
+        chmod(&p, 0o755);
+        chmod(&open, 0o777);
+        let err = check_script(&p, None).unwrap_err();
+        assert!(
+            err.starts_with(&format!(
+                "{} (a directory above {})",
+                open.display(),
+                p.display()
+            )),
+            "{err}"
+        );
+        chmod(&open, 0o1777);
+        check_script(&p, None).unwrap();
+        chmod(&open, 0o775);
+        assert!(
+            check_script(&p, None)
+                .unwrap_err()
+                .contains("writable by group")
+        );
+        // The check covers every directory, not only the script's own.
+        chmod(&open, 0o755);
+        chmod(&s.0, 0o777);
+        let err = check_script(&p, None).unwrap_err();
+        assert!(err.starts_with(&s.0.display().to_string()), "{err}");
+        chmod(&s.0, 0o755);
+    }
+
+    #[test]
+    fn a_symbolic_link_is_checked_along_both_paths() {
+        let s = Scratch::new("link");
+        let real = s.script("real.sh", 0o755);
+        let open = s.0.join("open");
+        std::fs::create_dir(&open).unwrap();
+        chmod(&open, 0o777);
+        // A safe link to a script in an unsafe directory.
+        let hidden = open.join("up.sh");
+        std::fs::write(&hidden, "#!/bin/sh\n").unwrap();
+        chmod(&hidden, 0o755);
+        let link = s.0.join("up.sh");
+        std::os::unix::fs::symlink(&hidden, &link).unwrap();
+        let err = check_script(&link, None).unwrap_err();
+        assert!(err.starts_with(&open.display().to_string()), "{err}");
+        // A link in an unsafe directory to a safe script.
+        let link2 = open.join("to-real.sh");
+        std::os::unix::fs::symlink(&real, &link2).unwrap();
+        let err = check_script(&link2, None).unwrap_err();
+        assert!(err.starts_with(&open.display().to_string()), "{err}");
+        // Relative links, through a safe directory, are followed.
+        chmod(&open, 0o755);
+        let rel = s.0.join("rel.sh");
+        std::os::unix::fs::symlink("open/../real.sh", &rel).unwrap();
+        check_script(&rel, None).unwrap();
+        // A loop is an error, not a hang.
+        let a = s.0.join("a");
+        std::os::unix::fs::symlink("b", &a).unwrap();
+        std::os::unix::fs::symlink("a", s.0.join("b")).unwrap();
+        assert!(check_script(&a, None).unwrap_err().contains("too many"));
+    }
+
+    #[test]
+    fn a_script_owned_by_another_user_is_refused_unless_it_is_the_script_user() {
+        let s = Scratch::new("owner");
+        let p = s.script("up.sh", 0o755);
+        let other = 4242;
+        std::os::unix::fs::chown(&p, Some(other), None).unwrap_or_else(|e| {
+            panic!("chown needs root (the tests run as root): {e}");
+        });
+        let err = check_script(&p, None).unwrap_err();
+        assert!(
+            err.contains(&format!("{} is owned by uid {other}", p.display())),
+            "{err}"
+        );
+        let user = ScriptUser {
+            name: "someone".into(),
+            uid: other,
+            gid: other,
+            groups: vec![],
+        };
+        check_script(&p, Some(&user)).unwrap();
+        // Nor may a directory above belong to someone else.
+        std::os::unix::fs::chown(&p, Some(0), None).unwrap();
+        std::os::unix::fs::chown(&s.0, Some(other), None).unwrap();
+        let err = check_script(&p, None).unwrap_err();
+        assert!(err.contains("(a directory above"), "{err}");
+        check_script(&p, Some(&user)).unwrap();
+    }
+
+    #[test]
+    fn missing_and_odd_paths_are_errors() {
+        let s = Scratch::new("odd");
+        assert!(check_script(&s.0.join("nope.sh"), None).is_err());
+        let err = check_script(&s.0, None).unwrap_err();
+        assert!(err.contains("not a regular file"), "{err}");
+        let f = s.script("f", 0o755);
+        assert!(
+            check_script(&f.join("x"), None)
+                .unwrap_err()
+                .contains("not a directory")
+        );
+    }
+
+    #[test]
+    fn users_are_resolved_with_their_groups() {
+        let root = ScriptUser::lookup("root").unwrap();
+        assert_eq!((root.uid, root.gid), (0, 0));
+        assert!(root.groups.contains(&0));
+        assert_eq!(ScriptUser::lookup("0").unwrap().name, "root");
+        let err = ScriptUser::lookup("no-such-user-vipd").unwrap_err();
+        assert_eq!(err, "no such user: \"no-such-user-vipd\"");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_timed_out_script_is_killed_with_what_it_started() {
+        let s = Scratch::new("kill");
+        let pids = s.0.join("pids");
+        let p = s.0.join("slow.sh");
+        std::fs::write(
+            &p,
+            format!(
+                "#!/bin/sh\nsleep 30 &\necho $$ $! > {}\nsleep 30\n",
+                pids.display()
+            ),
+        )
+        .unwrap();
+        chmod(&p, 0o755);
+        let started = std::time::Instant::now();
+        execute(ScriptRun {
+            vhid: 1,
+            script: p,
+            args: vec!["eth0".into(), "10.0.0.1".into()],
+            timeout: Duration::from_millis(500),
+            user: None,
+        })
+        .await;
+        assert!(started.elapsed() < Duration::from_secs(10));
+        let text = std::fs::read_to_string(&pids).unwrap();
+        let mut gone = false;
+        for _ in 0..200 {
+            // The background child is reaped by init once killed; signal 0 probes it.
+            gone = text.split_whitespace().all(|pid| {
+                let pid: i32 = pid.parse().unwrap();
+                // SAFETY: signal 0 only checks that the process exists.
+                let alive = unsafe { libc::kill(pid, 0) } == 0;
+                !alive || is_zombie(pid)
+            });
+            if gone {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(gone, "processes of the script survived its timeout: {text}");
+    }
+
+    fn is_zombie(pid: i32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| {
+                s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+            .unwrap_or(true)
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_runner_runs_what_is_queued_then_stops() {
+        let s = Scratch::new("runner");
+        let out = s.0.join("out");
+        let p = s.0.join("log.sh");
+        std::fs::write(
+            &p,
+            format!("#!/bin/sh\necho \"$1 $2\" >> {}\n", out.display()),
+        )
+        .unwrap();
+        chmod(&p, 0o755);
+        let runner = ScriptRunner::start();
+        for vip in ["10.0.0.1", "10.0.0.2"] {
+            let mut r = run(1, vip, "");
+            r.script = p.clone();
+            runner.queue(r);
+        }
+        runner.close().await.unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            "eth0 10.0.0.1\neth0 10.0.0.2\n"
+        );
     }
 }
