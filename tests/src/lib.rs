@@ -736,6 +736,44 @@ impl Lab {
         ))
     }
 
+    /// Two nodes started as users type vipd (group 1, advskew 0 and 100), node 1 MASTER and
+    /// node 2 BACKUP.
+    pub fn pair_as_user(tag: &str) -> Lab {
+        let mut lab = Lab::new(tag, 2).expect("lab");
+        lab.as_user = true;
+        lab.start_node(0, 0, &[]).expect("vipd on node 1");
+        lab.start_node(1, 100, &[]).expect("vipd on node 2");
+        lab.expect_roles(&["MASTER", "BACKUP"]);
+        lab
+    }
+
+    /// Waits for each node to reach its role (group 1), panicking with its log if not.
+    pub fn expect_roles(&self, roles: &[&str]) {
+        for (i, role) in roles.iter().enumerate() {
+            let wait = if i == 0 { 8 } else { 2 };
+            assert!(
+                self.wait_state(i, 1, role, Duration::from_secs(wait)),
+                "node {} never became {role}:\n{}",
+                i + 1,
+                self.log_text(i)
+            );
+        }
+    }
+
+    /// Advertisements node `i` rejected for `reason` (group 1).
+    pub fn rejected(&self, i: usize, reason: &str) -> u64 {
+        self.status(i)
+            .map(|s| {
+                s.groups[0]
+                    .rejected
+                    .iter()
+                    .filter(|(r, _)| r == reason)
+                    .map(|(_, n)| *n)
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+
     /// A second link from node `i` to the lab's bridge, named `ifname` in the node.
     pub fn add_link(&self, i: usize, ifname: &str) -> Result<()> {
         let (sw, ns) = (&self.switch, &self.nodes[i].ns);

@@ -10,20 +10,7 @@ const SEC: Duration = Duration::from_secs(1);
 
 #[test]
 fn a_second_instance_is_refused_before_it_touches_anything() {
-    let mut lab = Lab::new("second", 2).unwrap();
-    lab.as_user = true;
-    lab.start_node(0, 0, &[]).unwrap();
-    lab.start_node(1, 100, &[]).unwrap();
-    assert!(
-        lab.wait_state(0, 1, "MASTER", 8 * SEC),
-        "{}",
-        lab.log_text(0)
-    );
-    assert!(
-        lab.wait_state(1, 1, "BACKUP", 2 * SEC),
-        "{}",
-        lab.log_text(1)
-    );
+    let lab = Lab::pair_as_user("second");
     let before = lab.status(1).unwrap().groups[0].transitions;
     // On the BACKUP, a second vipd exactly as a ucarp user types it: no lab paths.
     let flags = lab.ucarp_flags(1, 0, &["-P"]);
@@ -202,20 +189,7 @@ fn a_clean_stop_never_leaves_a_hand_added_vip_answered() {
 
 #[test]
 fn interfaces_are_followed_by_identity_not_name() {
-    let mut lab = Lab::new("ifident", 2).unwrap();
-    lab.as_user = true;
-    lab.start_node(0, 0, &[]).unwrap();
-    lab.start_node(1, 100, &[]).unwrap();
-    assert!(
-        lab.wait_state(0, 1, "MASTER", 8 * SEC),
-        "{}",
-        lab.log_text(0)
-    );
-    assert!(
-        lab.wait_state(1, 1, "BACKUP", 2 * SEC),
-        "{}",
-        lab.log_text(1)
-    );
+    let mut lab = Lab::pair_as_user("ifident");
     // Renamed under a running vipd: the programs stay on the device, nothing changes.
     let mac0 = lab.nodes[0].mac();
     lab.nodes[0]

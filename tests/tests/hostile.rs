@@ -9,24 +9,6 @@ use vipd_tests::{Lab, VIP, in_netns, packets};
 
 const SEC: Duration = Duration::from_secs(1);
 
-fn two_nodes(tag: &str) -> Lab {
-    let mut lab = Lab::new(tag, 2).unwrap();
-    lab.as_user = true;
-    lab.start_node(0, 0, &[]).unwrap();
-    lab.start_node(1, 100, &[]).unwrap();
-    assert!(
-        lab.wait_state(0, 1, "MASTER", 8 * SEC),
-        "{}",
-        lab.log_text(0)
-    );
-    assert!(
-        lab.wait_state(1, 1, "BACKUP", 2 * SEC),
-        "{}",
-        lab.log_text(1)
-    );
-    lab
-}
-
 fn status_line(pid: u32, key: &str) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap()
@@ -38,7 +20,7 @@ fn status_line(pid: u32, key: &str) -> String {
 
 #[test]
 fn the_daemon_keeps_only_what_it_needs_of_root() {
-    let lab = two_nodes("privs");
+    let lab = Lab::pair_as_user("privs");
     let pid = lab.status(0).unwrap().pid;
     assert_eq!(status_line(pid, "NoNewPrivs:"), "1");
     // CAP_DAC_OVERRIDE(1) KILL(5) SETGID(6) SETUID(7) NET_ADMIN(12) NET_RAW(13).
@@ -59,7 +41,7 @@ fn the_daemon_keeps_only_what_it_needs_of_root() {
 
 #[test]
 fn a_replayed_advertisement_with_better_timing_never_leaves_the_vip_unanswered() {
-    let lab = two_nodes("replay");
+    let lab = Lab::pair_as_user("replay");
     let client = lab.client.ns.clone();
     let captured = in_netns(&client, || packets::capture_carp("eth0", 3 * SEC)).unwrap();
     // Without the key: better timing (advskew 1, advbase 0), another source address.
@@ -93,15 +75,7 @@ fn a_replayed_advertisement_with_better_timing_never_leaves_the_vip_unanswered()
     assert_eq!(probe.macs, vec![lab.nodes[0].mac()], "{probe:?}");
     assert_eq!(lab.state(0, 1), "MASTER");
     assert_eq!(lab.state(1, 1), "BACKUP");
-    let rejected = |i: usize| {
-        let s = lab.status(i).unwrap();
-        s.groups[0]
-            .rejected
-            .iter()
-            .filter(|(r, _)| r == "replayed" || r == "own_counter")
-            .map(|(_, n)| *n)
-            .sum::<u64>()
-    };
+    let rejected = |i: usize| lab.rejected(i, "replayed") + lab.rejected(i, "own_counter");
     assert!(rejected(0) >= 10, "the master saw its own counter replayed");
     assert!(
         rejected(1) >= 10,
@@ -111,7 +85,7 @@ fn a_replayed_advertisement_with_better_timing_never_leaves_the_vip_unanswered()
 
 #[test]
 fn a_random_source_flood_keeps_memory_and_logs_flat_and_changes_nothing() {
-    let lab = two_nodes("flood");
+    let lab = Lab::pair_as_user("flood");
     let client = lab.client.ns.clone();
     let captured = in_netns(&client, || packets::capture_carp("eth0", 3 * SEC)).unwrap();
     let backup = lab.status(1).unwrap().pid;
@@ -159,14 +133,8 @@ fn a_random_source_flood_keeps_memory_and_logs_flat_and_changes_nothing() {
         .collect();
     assert_eq!(after, before_transitions, "no takeover");
     assert_eq!(lab.state(0, 1), "MASTER");
-    let st = lab.status(1).unwrap();
-    let bad_hmac = st.groups[0]
-        .rejected
-        .iter()
-        .find(|(r, _)| r == "bad_hmac")
-        .map(|(_, n)| *n)
-        .unwrap_or(0);
-    assert!(bad_hmac > 1000, "{st:?}");
+    let bad_hmac = lab.rejected(1, "bad_hmac");
+    assert!(bad_hmac > 1000, "{bad_hmac}");
 }
 
 #[test]
@@ -210,13 +178,7 @@ fn full_coverage_refuses_rewritten_timing_and_senders_outright() {
         tx.send_ipv4_multicast(&faster).unwrap();
     });
     std::thread::sleep(SEC);
-    let st = lab.status(1).unwrap();
-    let bad_hmac = st.groups[0]
-        .rejected
-        .iter()
-        .find(|(r, _)| r == "bad_hmac")
-        .map(|(_, n)| *n);
-    assert_eq!(bad_hmac, Some(2), "{st:?}");
+    assert_eq!(lab.rejected(1, "bad_hmac"), 2);
     assert_eq!(lab.state(0, 1), "MASTER");
     assert_eq!(lab.state(1, 1), "BACKUP");
     assert_eq!(lab.arp_owners(VIP, 2), vec![lab.nodes[0].mac()]);
