@@ -393,6 +393,7 @@ pub async fn build(config: Config, opts: &Options) -> Result<Daemon<Kernel>> {
             neutral: g.neutral,
             dead_ratio: g.dead_ratio,
             local_addr: src,
+            demote_by: crate::election::DemoteBy::default(),
         };
         params
             .validate()
@@ -403,6 +404,7 @@ pub async fn build(config: Config, opts: &Options) -> Result<Daemon<Kernel>> {
             garp_refresh: g.garp_refresh,
             shutdown_script: g.shutdown_script,
             move_addresses: g.address_mode == AddressMode::Move,
+            tracks: Vec::new(),
         };
         let mut added = Vec::new();
         if g.address_mode == AddressMode::Always {

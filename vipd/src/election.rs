@@ -41,6 +41,8 @@ pub enum State {
     Init,
     Backup,
     Master,
+    /// A tracked service or link this group depends on failed: no VIP, no take-over.
+    Fault,
 }
 
 impl State {
@@ -50,6 +52,7 @@ impl State {
             State::Init => "INIT",
             State::Backup => "BACKUP",
             State::Master => "MASTER",
+            State::Fault => "FAULT",
         }
     }
 }
@@ -67,6 +70,20 @@ pub struct Params {
     pub dead_ratio: u32,
     /// Our source address: the tie-break, and how our own advertisements are recognised.
     pub local_addr: Ipv4Addr,
+    /// How a demotion from trackers goes on the wire.
+    pub demote_by: DemoteBy,
+}
+
+/// How a group's demotion (the weights of its failed trackers) is advertised.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DemoteBy {
+    /// Added to advskew (at most 254), as FreeBSD does: what ucarp peers understand. A
+    /// MASTER that is demoted this way keeps the VIPs unless a backup preempts.
+    #[default]
+    Advskew,
+    /// OpenBSD's demote count (byte 4), compared before advbase and advskew: a BACKUP
+    /// takes over from a more demoted MASTER even without preemption. ucarp ignores it.
+    DemoteCount,
 }
 
 /// Why [`Params`] cannot run.
@@ -177,6 +194,12 @@ pub enum Event {
     LinkDown,
     /// The interface has its carrier again.
     LinkUp,
+    /// A tracker the group depends on failed: go to FAULT.
+    Fault,
+    /// Every tracker the group depends on is healthy again.
+    Recover,
+    /// The weights of the failed trackers add up to this demotion.
+    SetDemotion(u8),
 }
 
 /// Why a transition happened, for the log.
@@ -204,6 +227,10 @@ pub enum Reason {
     LinkDown,
     /// The interface has its carrier again.
     LinkUp,
+    /// A tracked service or link failed.
+    Fault,
+    /// Every tracked service and link is healthy again.
+    Recovered,
 }
 
 impl std::fmt::Display for Reason {
@@ -220,6 +247,8 @@ impl std::fmt::Display for Reason {
             Reason::Shutdown => "shutting down",
             Reason::LinkDown => "link down",
             Reason::LinkUp => "link up",
+            Reason::Fault => "a tracked service or link failed",
+            Reason::Recovered => "every tracked service and link is healthy",
         })
     }
 }
@@ -314,6 +343,10 @@ pub struct Group {
     /// The MASTER of the group as far as we know: ourselves, or the source of the last
     /// advertisement we followed as BACKUP.
     master: Option<Ipv4Addr>,
+    /// A tracker the group depends on is down.
+    faulted: bool,
+    /// The weights of the failed trackers, advertised as `params.demote_by` says.
+    demotion: u8,
 }
 
 impl Group {
@@ -326,6 +359,8 @@ impl Group {
             link_up: true,
             started: false,
             master: None,
+            faulted: false,
+            demotion: 0,
         }
     }
 
@@ -358,9 +393,56 @@ impl Group {
         self.demote_count = count;
     }
 
-    /// (advbase, advskew, demote) of our regular advertisements.
+    /// A tracker the group depends on is down ([`Event::Fault`] without [`Event::Recover`]).
+    pub fn is_faulted(&self) -> bool {
+        self.faulted
+    }
+
+    /// The demotion from failed trackers.
+    pub fn demotion(&self) -> u8 {
+        self.demotion
+    }
+
+    /// (advbase, advskew, demote) of our regular advertisements, demotion included.
     pub fn advert_fields(&self) -> (u8, u8, u8) {
-        (self.params.advbase, self.params.advskew, self.demote_count)
+        match self.params.demote_by {
+            DemoteBy::Advskew => (
+                self.params.advbase,
+                self.params
+                    .advskew
+                    .saturating_add(self.demotion)
+                    .min(BOW_OUT - 1),
+                self.demote_count,
+            ),
+            DemoteBy::DemoteCount => (
+                self.params.advbase,
+                self.params.advskew,
+                self.demote_count
+                    .saturating_add(self.demotion)
+                    .min(BOW_OUT - 1),
+            ),
+        }
+    }
+
+    /// Our advertisement interval, demotion included.
+    fn interval(&self) -> Duration {
+        let (advbase, advskew, _) = self.advert_fields();
+        interval_of(advbase, advskew)
+    }
+
+    /// How long we wait for the master, demotion included.
+    fn master_down(&self) -> Duration {
+        let (advbase, advskew, _) = self.advert_fields();
+        Duration::from_secs(u64::from(advbase) * u64::from(self.params.dead_ratio)) + skew(advskew)
+    }
+
+    /// BACKUP, or FAULT while a tracker the group depends on is down.
+    fn standby(&self) -> State {
+        if self.faulted {
+            State::Fault
+        } else {
+            State::Backup
+        }
     }
 
     /// The one entry point: feeds one event and returns the actions to carry out, in
@@ -424,8 +506,39 @@ impl Group {
             Event::LinkUp => {
                 self.link_up = true;
                 if self.state == State::Init && self.started {
-                    self.set_state(State::Backup, Reason::LinkUp, &mut out);
+                    self.set_state(self.standby(), Reason::LinkUp, &mut out);
+                    if self.state == State::Backup {
+                        out.push(self.arm_master_down());
+                    }
+                }
+            }
+            Event::Fault => {
+                self.faulted = true;
+                match self.state {
+                    State::Master => {
+                        out.push(self.bow_out());
+                        self.leave_master(State::Fault, Reason::Fault, true, &mut out);
+                    }
+                    State::Backup => {
+                        self.set_state(State::Fault, Reason::Fault, &mut out);
+                        out.push(Action::Cancel(Timer::MasterDown));
+                    }
+                    State::Init | State::Fault => {}
+                }
+            }
+            Event::Recover => {
+                self.faulted = false;
+                if self.state == State::Fault {
+                    self.set_state(State::Backup, Reason::Recovered, &mut out);
                     out.push(self.arm_master_down());
+                }
+            }
+            Event::SetDemotion(d) => {
+                let changed = std::mem::replace(&mut self.demotion, d) != d;
+                if changed && self.state == State::Master {
+                    // Peers learn the new rank at once, not at the next interval.
+                    out.push(self.advert());
+                    out.push(self.arm_advert());
                 }
             }
         }
@@ -439,7 +552,7 @@ impl Group {
             self.state = to;
             match to {
                 State::Master => self.master = Some(self.params.local_addr),
-                State::Backup | State::Init => self.master = None,
+                State::Backup | State::Init | State::Fault => self.master = None,
             }
             out.push(Action::Transition { from, to, reason });
         }
@@ -465,20 +578,20 @@ impl Group {
     fn arm_master_down(&self) -> Action {
         Action::Arm {
             timer: Timer::MasterDown,
-            after: self.params.master_down(),
+            after: self.master_down(),
         }
     }
 
     fn arm_advert(&self) -> Action {
         Action::Arm {
             timer: Timer::Advert,
-            after: self.params.interval(),
+            after: self.interval(),
         }
     }
 
     fn our_rank(&self) -> Rank {
-        let p = &self.params;
-        Rank::new(self.demote_count, p.advbase, p.advskew, p.local_addr)
+        let (advbase, advskew, demote) = self.advert_fields();
+        Rank::new(demote, advbase, advskew, self.params.local_addr)
     }
 
     fn on_start(&mut self, out: &mut Vec<Action>) {
@@ -487,7 +600,7 @@ impl Group {
         }
         self.started = true;
         if self.link_up {
-            self.set_state(State::Backup, Reason::Started, out);
+            self.set_state(self.standby(), Reason::Started, out);
         }
         // ucarp runs the downscript on INIT -> BACKUP unless neutral; vipd also makes sure
         // the VIPs are not owned then (neutral leaves them alone, as ucarp does).
@@ -527,7 +640,7 @@ impl Group {
         match self.state {
             State::Init => {}
             State::Master => self.leave_master(State::Init, reason, bowed_out, out),
-            State::Backup => {
+            State::Backup | State::Fault => {
                 self.set_state(State::Init, reason, out);
                 out.push(Action::Cancel(Timer::Advert));
                 out.push(Action::Cancel(Timer::MasterDown));
@@ -539,7 +652,8 @@ impl Group {
     fn on_advert(&mut self, src: Ipv4Addr, peer: Rank, bow_out: bool, out: &mut Vec<Action>) {
         let ours = self.our_rank();
         match self.state {
-            State::Init => {}
+            // In FAULT the group takes nothing over, whoever advertises.
+            State::Init | State::Fault => {}
             // A bow-out never makes us step down, whatever its demote count.
             State::Master if bow_out => {}
             State::Master => {
@@ -571,7 +685,7 @@ impl Group {
                     self.become_master(Reason::PeerDemoted, out);
                 } else if self.params.preempt && peer.slower_than(&ours) {
                     self.become_master(Reason::PreemptWorsePeer, out);
-                } else if peer.interval > self.params.master_down() {
+                } else if peer.interval > self.master_down() {
                     self.become_master(Reason::PeerTooSlow, out);
                 } else {
                     out.push(self.arm_master_down());
@@ -601,6 +715,7 @@ mod tests {
             neutral: false,
             dead_ratio: 3,
             local_addr: addr(n),
+            demote_by: DemoteBy::Advskew,
         }
     }
 
@@ -1587,6 +1702,9 @@ mod tests {
             Just(Event::Shutdown),
             Just(Event::LinkDown),
             Just(Event::LinkUp),
+            Just(Event::Fault),
+            Just(Event::Recover),
+            (0u8..255).prop_map(Event::SetDemotion),
             (1u8..4, 0u8..3, any::<u8>(), 0u8..3).prop_map(|(src, advbase, advskew, demote)| {
                 Event::Advert {
                     src: addr(src),
@@ -1639,6 +1757,12 @@ mod tests {
                 if was_demoted {
                     prop_assert!(g.state() != State::Master, "a demoted group became MASTER");
                 }
+                if g.is_faulted() {
+                    prop_assert!(g.state() != State::Master && g.state() != State::Backup,
+                        "a faulted group is {:?}", g.state());
+                }
+                let (_, skew, _) = g.advert_fields();
+                prop_assert!(skew < 255, "our advskew never reads as a bow-out");
                 if let Event::Advert { src, .. } = ev
                     && src == addr(1)
                 {

@@ -250,6 +250,7 @@ pub(crate) mod tests {
             neutral: cfg.neutral,
             dead_ratio: cfg.dead_ratio,
             local_addr: ME,
+            demote_by: crate::election::DemoteBy::Advskew,
         };
         let settings = Settings {
             garp_count: cfg.garp_count,
@@ -257,6 +258,7 @@ pub(crate) mod tests {
             garp_refresh: cfg.garp_refresh,
             shutdown_script: cfg.shutdown_script,
             move_addresses: cfg.address_mode == crate::config::AddressMode::Move,
+            tracks: Vec::new(),
         };
         let vips = cfg.vips.iter().map(|v| v.addr).collect();
         Member {

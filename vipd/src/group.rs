@@ -36,6 +36,58 @@ pub struct Settings {
     /// Add the VIP addresses on taking over and remove them on letting go (ucarp's way),
     /// instead of keeping them configured and deciding ownership in XDP only.
     pub move_addresses: bool,
+    /// The trackers the group depends on.
+    pub tracks: Vec<Track>,
+}
+
+/// A tracker a group depends on: with a weight, its failure adds the weight to the group's
+/// demotion (a file tracker adds value × weight); without one, its failure (a file
+/// tracker's value other than 0) puts the group in FAULT.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Track {
+    pub tracker: String,
+    pub weight: Option<u32>,
+}
+
+/// What a tracker reported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrackerUpdate {
+    Health(bool),
+    Value(i64),
+}
+
+/// The last report of every tracker the group depends on; a tracker not heard from yet
+/// counts as healthy.
+#[derive(Clone, Debug, Default)]
+struct Tracking {
+    health: std::collections::HashMap<String, bool>,
+    values: std::collections::HashMap<String, i64>,
+}
+
+impl Tracking {
+    fn failed(&self, tracker: &str) -> bool {
+        self.health.get(tracker) == Some(&false)
+    }
+
+    fn faulted(&self, tracks: &[Track]) -> bool {
+        tracks.iter().filter(|t| t.weight.is_none()).any(|t| {
+            self.failed(&t.tracker) || self.values.get(&t.tracker).is_some_and(|v| *v != 0)
+        })
+    }
+
+    /// The sum of the weights of the failed trackers, at most 254.
+    fn demotion(&self, tracks: &[Track]) -> u8 {
+        let sum: i64 = tracks
+            .iter()
+            .filter_map(|t| t.weight.map(|w| (t, i64::from(w))))
+            .map(|(t, w)| match self.values.get(&t.tracker) {
+                Some(v) => v.saturating_mul(w).max(0),
+                None if self.failed(&t.tracker) => w,
+                None => 0,
+            })
+            .fold(0i64, i64::saturating_add);
+        sum.clamp(0, 254) as u8
+    }
 }
 
 /// An ownership lease as the XDP program reads it.
@@ -129,6 +181,7 @@ pub struct Group {
     timers: Timers,
     ownership: Ownership,
     garps_left: u32,
+    tracking: Tracking,
     /// Longest an advertisement left after its due time (how close the node came to a
     /// false failover: the peer's margin is master-down − interval).
     worst_advert_delay: Duration,
@@ -142,6 +195,7 @@ impl Group {
             timers: Timers::default(),
             ownership: Ownership::Released,
             garps_left: 0,
+            tracking: Tracking::default(),
             worst_advert_delay: Duration::ZERO,
         }
     }
@@ -192,6 +246,37 @@ impl Group {
             if from_peer && !bow_out && self.is_handing_over() && self.state() != State::Master {
                 self.release(&mut out);
             }
+        }
+        out
+    }
+
+    /// A tracker reported at `now`: the group goes to FAULT, leaves it, or changes its
+    /// demotion when the trackers it depends on say so.
+    pub fn track(&mut self, tracker: &str, update: TrackerUpdate, now: Instant) -> Vec<Command> {
+        let mut out = Vec::new();
+        if !self.settings.tracks.iter().any(|t| t.tracker == tracker) {
+            return out;
+        }
+        match update {
+            TrackerUpdate::Health(ok) => {
+                self.tracking.health.insert(tracker.to_owned(), ok);
+            }
+            TrackerUpdate::Value(v) => {
+                self.tracking.values.insert(tracker.to_owned(), v);
+            }
+        }
+        let faulted = self.tracking.faulted(&self.settings.tracks);
+        let demotion = self.tracking.demotion(&self.settings.tracks);
+        if demotion != self.election.demotion() {
+            self.feed(Event::SetDemotion(demotion), now, &mut out);
+        }
+        if faulted != self.election.is_faulted() {
+            let event = if faulted {
+                Event::Fault
+            } else {
+                Event::Recover
+            };
+            self.feed(event, now, &mut out);
         }
         out
     }
@@ -353,6 +438,7 @@ mod tests {
             neutral: false,
             dead_ratio: 3,
             local_addr: Ipv4Addr::new(10, 0, 0, n),
+            demote_by: crate::election::DemoteBy::Advskew,
         }
     }
 
@@ -363,6 +449,7 @@ mod tests {
             garp_refresh: None,
             shutdown_script: false,
             move_addresses: false,
+            tracks: Vec::new(),
         }
     }
 
@@ -687,5 +774,156 @@ mod tests {
         // The master's own bow-out hands over at once.
         let out = g.step(advert_from(1, 255, 255), t0 + ms(30));
         assert!(matches!(out[1], Command::Take(_)), "{out:?}");
+    }
+
+    fn tracked(tracks: &[(&str, Option<u32>)]) -> Settings {
+        Settings {
+            tracks: tracks
+                .iter()
+                .map(|(t, w)| Track {
+                    tracker: t.to_string(),
+                    weight: *w,
+                })
+                .collect(),
+            ..settings()
+        }
+    }
+
+    #[test]
+    fn a_failed_service_hands_over_at_once_and_recovery_goes_through_backup() {
+        let t0 = Instant::now();
+        let (mut g, t, _) = master(params(1, 1, 0), tracked(&[("web", None)]), t0);
+        let down = t + ms(500);
+        let out = g.track("web", TrackerUpdate::Health(false), down);
+        assert_eq!(
+            out[..3],
+            [
+                Command::SendAdvert {
+                    advbase: 255,
+                    advskew: 255,
+                    demote: 0
+                },
+                Command::Transition {
+                    from: State::Master,
+                    to: State::Fault,
+                    reason: Reason::Fault
+                },
+                Command::HandOver(Lease {
+                    renewed: down,
+                    firm_until: down,
+                    grace_until: down + Duration::from_secs(3),
+                }),
+            ],
+            "a bow-out first: a healthy peer takes over with no probe lost"
+        );
+        assert!(out.contains(&Command::Script(Hook::Down)));
+        assert_eq!(g.state(), State::Fault);
+        // The peer that took over advertises: released. FAULT takes nothing over, even
+        // the peer's bow-out, and master-down never fires.
+        assert_eq!(
+            g.step(advert_from(2, 1, 100), down + ms(1)),
+            [Command::Release]
+        );
+        assert_eq!(g.step(advert_from(2, 255, 255), down + ms(2)), []);
+        assert_eq!(g.next_deadline(), None);
+        // Recovered: BACKUP first, master-down armed.
+        let up = down + Duration::from_secs(10);
+        let out = g.track("web", TrackerUpdate::Health(true), up);
+        assert_eq!(
+            out,
+            [Command::Transition {
+                from: State::Fault,
+                to: State::Backup,
+                reason: Reason::Recovered
+            }]
+        );
+        assert_eq!(g.next_deadline(), Some(up + Duration::from_secs(3)));
+        // The same report again changes nothing; an unrelated tracker is ignored.
+        assert_eq!(g.track("web", TrackerUpdate::Health(true), up), []);
+        assert_eq!(g.track("db", TrackerUpdate::Health(false), up), []);
+    }
+
+    #[test]
+    fn a_fault_while_the_link_is_down_is_remembered_both_ways() {
+        let t0 = Instant::now();
+        let mut g = Group::new(params(1, 1, 0), tracked(&[("web", None)]));
+        g.step(Event::Start, t0);
+        g.step(Event::LinkDown, t0);
+        g.track("web", TrackerUpdate::Health(false), t0);
+        g.step(Event::LinkUp, t0 + ms(1));
+        assert_eq!(g.state(), State::Fault);
+        g.step(Event::LinkDown, t0 + ms(2));
+        g.track("web", TrackerUpdate::Health(true), t0 + ms(3));
+        g.step(Event::LinkUp, t0 + ms(4));
+        assert_eq!(g.state(), State::Backup);
+    }
+
+    #[test]
+    fn weights_are_advertised_as_added_advskew_at_once() {
+        let t0 = Instant::now();
+        let tracks = tracked(&[("a", Some(50)), ("b", Some(30)), ("f", Some(10))]);
+        let (mut g, t, _) = master(params(1, 1, 0), tracks, t0);
+        let adverts = |out: Vec<Command>| -> Vec<u8> {
+            out.iter()
+                .filter_map(|c| match c {
+                    Command::SendAdvert { advskew, .. } => Some(*advskew),
+                    _ => None,
+                })
+                .collect()
+        };
+        assert_eq!(adverts(g.track("a", TrackerUpdate::Health(false), t)), [50]);
+        assert_eq!(adverts(g.track("b", TrackerUpdate::Health(false), t)), [80]);
+        assert_eq!(adverts(g.track("a", TrackerUpdate::Health(true), t)), [30]);
+        assert_eq!(adverts(g.track("f", TrackerUpdate::Value(3), t)), [60]);
+        assert_eq!(g.state(), State::Master, "a weight never causes FAULT");
+        // The next advertisement comes one new interval later: 1 s + 60/256 s (after the
+        // take-over's gratuitous ARP burst).
+        assert_eq!(g.tick(t + ms(200)), [Command::Garp]);
+        assert_eq!(g.tick(t + ms(400)), [Command::Garp]);
+        assert_eq!(
+            g.next_deadline(),
+            Some(t + Duration::from_secs(1) + crate::carp::skew(60))
+        );
+        // Capped below the bow-out value.
+        assert_eq!(adverts(g.track("f", TrackerUpdate::Value(1000), t)), [254]);
+    }
+
+    #[test]
+    fn weights_go_into_the_demote_count_when_asked() {
+        let t0 = Instant::now();
+        let mut p = params(1, 1, 7);
+        p.demote_by = crate::election::DemoteBy::DemoteCount;
+        let (mut g, t, _) = master(p, tracked(&[("a", Some(2))]), t0);
+        let out = g.track("a", TrackerUpdate::Health(false), t);
+        assert_eq!(
+            out[0],
+            Command::SendAdvert {
+                advbase: 1,
+                advskew: 7,
+                demote: 2
+            }
+        );
+        // A BACKUP takes over from a more demoted MASTER without preemption.
+        let mut b = Group::new(params(2, 1, 100), settings());
+        b.step(Event::Start, t0);
+        let demoted = Event::Advert {
+            src: Ipv4Addr::new(10, 0, 0, 1),
+            advbase: 1,
+            advskew: 7,
+            demote: 2,
+        };
+        b.step(demoted, t);
+        assert_eq!(b.state(), State::Master);
+    }
+
+    #[test]
+    fn a_file_value_other_than_zero_is_a_fault_without_a_weight() {
+        let t0 = Instant::now();
+        let (mut g, t, _) = master(params(1, 1, 0), tracked(&[("maint", None)]), t0);
+        assert!(g.track("maint", TrackerUpdate::Value(0), t).is_empty());
+        g.track("maint", TrackerUpdate::Value(1), t);
+        assert_eq!(g.state(), State::Fault);
+        g.track("maint", TrackerUpdate::Value(0), t);
+        assert_eq!(g.state(), State::Backup);
     }
 }
