@@ -530,6 +530,10 @@ pub async fn run(config: Config, opts: Options) -> Result<()> {
     let mut usr1 = signal(SignalKind::user_defined1())?;
     let mut usr2 = signal(SignalKind::user_defined2())?;
     let mut failure = None;
+    // systemd (Type=notify): ready once every group runs; the watchdog is fed from this
+    // loop, so a stuck loop is what it catches.
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    let mut watchdog = watchdog_interval();
     loop {
         let deadline = d.next_deadline();
         tokio::select! {
@@ -572,11 +576,15 @@ pub async fn run(config: Config, opts: Options) -> Result<()> {
                     info!(status = %s, "status");
                 }
             }
+            _ = tick(&mut watchdog) => {
+                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+            }
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
     }
 
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     // Bow out, then wait (at most master-down) until peers show they took over.
     d.begin_shutdown(Instant::now()).await;
     while d.handing_over() {
@@ -690,6 +698,26 @@ fn getrandom(buf: &mut [u8]) -> std::io::Result<()> {
         Ok(())
     } else {
         Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Half the watchdog period systemd asks for (`WATCHDOG_USEC`), if it asks.
+fn watchdog_interval() -> Option<tokio::time::Interval> {
+    let mut usec = 0;
+    if !sd_notify::watchdog_enabled(false, &mut usec) || usec == 0 {
+        return None;
+    }
+    let mut every = tokio::time::interval(Duration::from_micros(usec / 2));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    Some(every)
+}
+
+async fn tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }
 
