@@ -468,12 +468,14 @@ impl Drop for Lab {
 /// `VIPD_KEEP_LOGS` is set) its scratch directory.
 fn remove_lab(prefix: &str, namespaces: &[&str], dir: &Path) {
     for ns in namespaces {
-        // vipd's default control socket and instance lock are named by the namespace.
+        // vipd's default control socket, instance lock and demotions are named by the
+        // namespace.
         if let Ok(meta) = std::fs::metadata(format!("/run/netns/{ns}")) {
             use std::os::unix::fs::MetadataExt;
             for ext in ["sock", "lock"] {
                 let _ = std::fs::remove_file(format!("/run/vipd/netns-{}.{ext}", meta.ino()));
             }
+            let _ = std::fs::remove_file(format!("/var/lib/vipd/netns-{}.demoted", meta.ino()));
         }
         // Kill anything still running in the namespace (daemons started by scripts).
         let _ = Command::new("ip")
@@ -1179,6 +1181,11 @@ pub struct GroupStatus {
     pub worst_advert_delay_us: u64,
     /// Advertisements rejected in user space: (reason, count).
     pub rejected: Vec<(String, u64)>,
+    /// What failed trackers add to the group's advskew or demote count, and which.
+    #[serde(default)]
+    pub demotion: u8,
+    #[serde(default)]
+    pub failing: Vec<String>,
 }
 
 /// Daemon-level helpers: the state vipd reports through its control socket.

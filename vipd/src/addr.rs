@@ -238,12 +238,21 @@ impl Netlink {
     }
 }
 
-/// Per-interface sysctls so the kernel never answers or announces a VIP on its own:
-/// arp_ignore=1 (answer only for addresses of the receiving interface) and
-/// arp_announce=2 (never use a VIP as the source of ARP requests it sends).
+/// Sysctls so the kernel never answers or announces a VIP on its own: arp_ignore=1
+/// (answer only for addresses of the receiving interface) and arp_announce=2 (never use a
+/// VIP as the source of ARP requests it sends), on `ifname` and for every interface
+/// (`all`, which the kernel combines with each interface's value by taking the larger):
+/// otherwise another link of the node on the same LAN answers ARP for the VIP with its
+/// own MAC, where no kernel program of vipd looks. A stricter value already set is kept.
 pub fn harden_arp(ifname: &str) -> std::io::Result<()> {
-    for (name, value) in [("arp_ignore", "1"), ("arp_announce", "2")] {
-        std::fs::write(format!("/proc/sys/net/ipv4/conf/{ifname}/{name}"), value)?;
+    for conf in [ifname, "all"] {
+        for (name, value) in [("arp_ignore", 1), ("arp_announce", 2)] {
+            let path = format!("/proc/sys/net/ipv4/conf/{conf}/{name}");
+            let current: u8 = std::fs::read_to_string(&path)?.trim().parse().unwrap_or(0);
+            if current < value {
+                std::fs::write(&path, value.to_string())?;
+            }
+        }
     }
     Ok(())
 }

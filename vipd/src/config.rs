@@ -1,7 +1,7 @@
 //! Configuration: ucarp's command-line flags (one group) or a TOML file (any number of
 //! groups), both validated into the same [`Config`]. Every error names the field at fault.
-use std::collections::HashSet;
-use std::net::Ipv4Addr;
+use std::collections::{HashMap, HashSet};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -11,6 +11,7 @@ use serde::Deserialize;
 use crate::carp::{self, Key};
 use crate::election::Params;
 use crate::scripts::{self, ScriptUser};
+use crate::trackers::{self, TrackerConfig, TrackerKind};
 
 /// The longest any timeout or interval may be (one day), in milliseconds.
 pub const MAX_MS: u64 = 86_400_000;
@@ -45,6 +46,33 @@ pub enum AddressMode {
     /// Added on becoming MASTER and removed on leaving it, as ucarp's scripts do.
     Move,
 }
+
+/// How a group's demotion (the sum of the weights of its trackers that are down) goes on
+/// the wire.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DemoteMode {
+    /// Added to advskew, capped at 254: what ucarp peers understand.
+    #[default]
+    Advskew,
+    /// In the demote byte of the advertisement, as OpenBSD's carp(4) does.
+    Demote,
+}
+
+/// A group's use of a tracker.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackRef {
+    /// The tracker's name.
+    pub tracker: String,
+    /// Given: added to the group's demotion while the tracker is down (for a file
+    /// tracker: its value times the weight). `None`: the group is in FAULT while the
+    /// tracker is down (for a file tracker: while its value is not 0).
+    pub weight: Option<u32>,
+}
+
+/// The largest tracker weight.
+pub const MAX_WEIGHT: u32 = 254;
 
 /// A VIP with its prefix length.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,12 +145,21 @@ pub struct GroupConfig {
     pub ignore_ifstate: bool,
     /// What the HMAC of advertisements covers (`authenticate`).
     pub coverage: carp::Coverage,
+    /// The trackers the group depends on, each named once and defined in
+    /// [`Config::trackers`].
+    pub track: Vec<TrackRef>,
+    /// Run on every state change as `<notify> <interface> <vhid> <STATE> <advskew +
+    /// demotion>`, as `script_user`, under `script_timeout`.
+    pub notify: Option<PathBuf>,
+    pub demote_mode: DemoteMode,
 }
 
 /// The whole configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
     pub groups: Vec<GroupConfig>,
+    /// Every tracker, names unique; the groups refer to them by name.
+    pub trackers: Vec<TrackerConfig>,
     /// What is valid but unsafe (a password others can read), one line each, for the log.
     pub warnings: Vec<String>,
 }
@@ -166,6 +203,54 @@ pub struct RawGroup {
     pub script_security: Option<bool>,
     #[serde(default)]
     pub ignore_ifstate: bool,
+    /// Trackers the group depends on, by name.
+    #[serde(default)]
+    pub track: Vec<TrackRef>,
+    /// Script run on every state change.
+    pub notify: Option<PathBuf>,
+    /// "advskew" (default) or "demote".
+    pub demote_mode: Option<DemoteMode>,
+}
+
+/// A tracker as written in TOML (`[[tracker]]`) before validation. Which keys apply
+/// depends on `type`; a key of another type is an error.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTracker {
+    pub name: Option<String>,
+    /// interface, process, tcp, http, script or file.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub rise: Option<u32>,
+    pub fall: Option<u32>,
+    /// interface: the interface's name.
+    pub interface: Option<String>,
+    /// process: the process name (/proc/PID/comm).
+    pub process_name: Option<String>,
+    /// process: a substring of the command line.
+    pub process_cmdline: Option<String>,
+    /// process: a file holding the pid.
+    pub pidfile: Option<PathBuf>,
+    /// tcp, http: `ip:port`.
+    pub address: Option<String>,
+    /// http: the Host header (default: the address).
+    pub host: Option<String>,
+    /// http: the path requested (default `/`); file: the file read.
+    pub path: Option<String>,
+    /// http: the status that means healthy (default 200).
+    pub expect_status: Option<u32>,
+    /// tcp, http, script: time between probes (default 1000, at least 10).
+    pub interval_ms: Option<u64>,
+    /// tcp, http, script: a probe's limit (default: the interval, at most the interval).
+    pub timeout_ms: Option<u64>,
+    /// script: the command, an absolute path.
+    pub command: Option<PathBuf>,
+    /// script: its arguments.
+    pub args: Option<Vec<String>>,
+    /// script: run it as this user (default root).
+    pub script_user: Option<String>,
+    /// script: refuse a command others could change (default true).
+    pub script_security: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -173,6 +258,8 @@ pub struct RawGroup {
 struct RawFile {
     #[serde(default, rename = "group")]
     groups: Vec<RawGroup>,
+    #[serde(default, rename = "tracker")]
+    trackers: Vec<RawTracker>,
 }
 
 /// The mode of `path` when group or others can read it.
@@ -182,13 +269,32 @@ fn readable_by_others(path: &Path) -> Option<u32> {
 }
 
 /// Reads the password file as ucarp does: its first line.
+/// At most `limit` bytes from the start of a regular file (anything else is an error, so
+/// that a FIFO never blocks).
+fn read_head(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut text = Vec::new();
+    file.take(limit).read_to_end(&mut text)?;
+    Ok(text)
+}
+
 fn read_password_file(
     field: &str,
     path: &Path,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<u8>, ConfigError> {
+    // The first line only, and at most 4 KiB of it: a device or a FIFO given by mistake
+    // never makes validation read forever or wait.
     let text =
-        std::fs::read(path).map_err(|e| invalid(field, format!("{}: {e}", path.display())))?;
+        read_head(path, 4096).map_err(|e| invalid(field, format!("{}: {e}", path.display())))?;
     if let Some(mode) = readable_by_others(path) {
         warnings.push(format!(
             "password file {} is readable by group or others (mode {mode:o}); chmod 600 it",
@@ -392,26 +498,15 @@ impl RawGroup {
         for (name, script) in [
             ("upscript", &self.upscript),
             ("downscript", &self.downscript),
+            ("notify", &self.notify),
         ] {
             let Some(s) = script else { continue };
-            if !s.exists() {
-                return Err(invalid(f(name), format!("{} does not exist", s.display())));
-            }
-            if self.script_security.unwrap_or(true) {
-                scripts::check_script(s, script_user.as_ref()).map_err(|e| {
-                    let who = script_user
-                        .as_ref()
-                        .map(|u| format!(" or {}", u.name))
-                        .unwrap_or_default();
-                    invalid(
-                        f(name),
-                        format!(
-                            "{e}; a script and every directory above it must be changeable \
-                             only by root{who}"
-                        ),
-                    )
-                })?;
-            }
+            check_script_path(
+                &f(name),
+                s,
+                script_user.as_ref(),
+                self.script_security.unwrap_or(true),
+            )?;
         }
         let garp_count = self.garp_count.unwrap_or(3);
         if !(1..=100).contains(&garp_count) {
@@ -426,6 +521,27 @@ impl RawGroup {
             Some(ms) => Some(millis(&f("garp_refresh_ms"), Some(ms), 0, 10)?),
         };
         let script_timeout = millis(&f("script_timeout_ms"), self.script_timeout_ms, 10_000, 1)?;
+        let mut named = HashSet::new();
+        for t in &self.track {
+            if !named.insert(t.tracker.as_str()) {
+                return Err(invalid(
+                    f("track"),
+                    format!("tracker {:?} is listed twice", t.tracker),
+                ));
+            }
+            if let Some(w) = t.weight
+                && !(1..=MAX_WEIGHT).contains(&w)
+            {
+                return Err(invalid(
+                    f("track"),
+                    format!(
+                        "weight {w} of tracker {:?} is not in 1..={MAX_WEIGHT} (leave the \
+                         weight out to go to FAULT while the tracker is down)",
+                        t.tracker
+                    ),
+                ));
+            }
+        }
         Ok(GroupConfig {
             interface,
             vhid,
@@ -450,21 +566,427 @@ impl RawGroup {
             script_user,
             ignore_ifstate: self.ignore_ifstate,
             coverage: self.authenticate.unwrap_or_default(),
+            track: self.track,
+            notify: self.notify,
+            demote_mode: self.demote_mode.unwrap_or_default(),
         })
     }
 }
 
+/// Refuses a script that does not exist, or (with `security`) that anyone but root or
+/// `user` could change.
+fn check_script_path(
+    field: &str,
+    path: &Path,
+    user: Option<&ScriptUser>,
+    security: bool,
+) -> Result<(), ConfigError> {
+    if !path.exists() {
+        return Err(invalid(field, format!("{} does not exist", path.display())));
+    }
+    if security {
+        scripts::check_script(path, user).map_err(|e| {
+            let who = user.map(|u| format!(" or {}", u.name)).unwrap_or_default();
+            invalid(
+                field,
+                format!(
+                    "{e}; a script and every directory above it must be changeable only by \
+                     root{who}"
+                ),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// The tracker types, as `type` spells them.
+const TRACKER_TYPES: &str = "interface, process, tcp, http, script or file";
+
+/// The probe interval of tcp, http and script trackers when none is given (their
+/// timeout defaults to their interval).
+const DEFAULT_INTERVAL_MS: u64 = 1000;
+
+impl RawTracker {
+    /// Validates one tracker; `at` prefixes field names (e.g. `tracker[2].`).
+    pub fn validate(
+        self,
+        at: &str,
+        warnings: &mut Vec<String>,
+    ) -> Result<TrackerConfig, ConfigError> {
+        let f = |name: &str| format!("{at}{name}");
+        let name = self
+            .name
+            .clone()
+            .ok_or_else(|| invalid(f("name"), "is required"))?;
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(invalid(
+                f("name"),
+                format!("{name:?} must be 1 to 64 letters, digits, '-', '_' or '.'"),
+            ));
+        }
+        let kind = self
+            .kind
+            .clone()
+            .ok_or_else(|| invalid(f("type"), format!("is required ({TRACKER_TYPES})")))?;
+        // The keys each type takes, besides name, type, rise and fall.
+        let keys: &[&str] = match kind.as_str() {
+            "interface" => &["interface"],
+            "process" => &["process_name", "process_cmdline", "pidfile"],
+            "tcp" => &["address", "interval_ms", "timeout_ms"],
+            "http" => &[
+                "address",
+                "host",
+                "path",
+                "expect_status",
+                "interval_ms",
+                "timeout_ms",
+            ],
+            "script" => &[
+                "command",
+                "args",
+                "interval_ms",
+                "timeout_ms",
+                "script_user",
+                "script_security",
+            ],
+            "file" => &["path"],
+            other => {
+                return Err(invalid(
+                    f("type"),
+                    format!("unknown tracker type {other:?} ({TRACKER_TYPES})"),
+                ));
+            }
+        };
+        for (key, given) in [
+            ("interface", self.interface.is_some()),
+            ("process_name", self.process_name.is_some()),
+            ("process_cmdline", self.process_cmdline.is_some()),
+            ("pidfile", self.pidfile.is_some()),
+            ("address", self.address.is_some()),
+            ("host", self.host.is_some()),
+            ("path", self.path.is_some()),
+            ("expect_status", self.expect_status.is_some()),
+            ("interval_ms", self.interval_ms.is_some()),
+            ("timeout_ms", self.timeout_ms.is_some()),
+            ("command", self.command.is_some()),
+            ("args", self.args.is_some()),
+            ("script_user", self.script_user.is_some()),
+            ("script_security", self.script_security.is_some()),
+        ] {
+            if given && !keys.contains(&key) {
+                return Err(invalid(f(key), format!("is not a key of {kind} trackers")));
+            }
+        }
+        let counts = !matches!(kind.as_str(), "interface" | "file");
+        let count = |field: &str, value: Option<u32>| -> Result<u32, ConfigError> {
+            let v = value.unwrap_or(1);
+            if v == 0 {
+                return Err(invalid(f(field), "0 must be at least 1"));
+            }
+            if v != 1 && !counts {
+                return Err(invalid(
+                    f(field),
+                    format!(
+                        "{kind} trackers report each change as it happens; rise and fall \
+                         (other than 1) are for process, tcp, http and script trackers"
+                    ),
+                ));
+            }
+            Ok(v)
+        };
+        let rise = count("rise", self.rise)?;
+        let fall = count("fall", self.fall)?;
+        let timing = || -> Result<(std::time::Duration, std::time::Duration), ConfigError> {
+            let min = trackers::MIN_INTERVAL.as_millis() as u64;
+            let interval = millis(
+                &f("interval_ms"),
+                self.interval_ms,
+                DEFAULT_INTERVAL_MS,
+                min,
+            )?;
+            let interval_ms = interval.as_millis() as u64;
+            let timeout = millis(&f("timeout_ms"), self.timeout_ms, interval_ms, 1)?;
+            if timeout > interval {
+                return Err(invalid(
+                    f("timeout_ms"),
+                    format!(
+                        "{} is above interval_ms ({interval_ms})",
+                        timeout.as_millis()
+                    ),
+                ));
+            }
+            Ok((interval, timeout))
+        };
+        let address = || -> Result<SocketAddr, ConfigError> {
+            let a = self
+                .address
+                .as_deref()
+                .ok_or_else(|| invalid(f("address"), "is required"))?;
+            let addr: SocketAddr = a.parse().map_err(|_| {
+                invalid(
+                    f("address"),
+                    format!("{a:?} is not an address with a port (127.0.0.1:80, [::1]:80)"),
+                )
+            })?;
+            if addr.port() == 0 {
+                return Err(invalid(f("address"), format!("{a:?} has port 0")));
+            }
+            Ok(addr)
+        };
+        let kind = match kind.as_str() {
+            "interface" => {
+                let interface = self
+                    .interface
+                    .clone()
+                    .filter(|i| !i.is_empty())
+                    .ok_or_else(|| invalid(f("interface"), "is required"))?;
+                if interface.len() > 15
+                    || interface.contains('/')
+                    || interface
+                        .chars()
+                        .any(|c| c.is_whitespace() || c.is_control())
+                {
+                    return Err(invalid(
+                        f("interface"),
+                        format!("{interface:?} is not an interface name"),
+                    ));
+                }
+                TrackerKind::Interface { interface }
+            }
+            "process" => {
+                let given: Vec<&str> = [
+                    ("process_name", self.process_name.is_some()),
+                    ("process_cmdline", self.process_cmdline.is_some()),
+                    ("pidfile", self.pidfile.is_some()),
+                ]
+                .into_iter()
+                .filter_map(|(k, g)| g.then_some(k))
+                .collect();
+                match given.as_slice() {
+                    [] => {
+                        return Err(invalid(
+                            f("process_name"),
+                            "give one of process_name, process_cmdline or pidfile",
+                        ));
+                    }
+                    [_] => {}
+                    [first, second, ..] => {
+                        return Err(invalid(
+                            f(second),
+                            format!(
+                                "give only one of process_name, process_cmdline or pidfile \
+                                 ({first} is given too)"
+                            ),
+                        ));
+                    }
+                }
+                if let Some(n) = &self.process_name
+                    && (n.is_empty() || n.contains('/'))
+                {
+                    return Err(invalid(
+                        f("process_name"),
+                        format!("{n:?} is not a process name (/proc/PID/comm, no path)"),
+                    ));
+                }
+                if self.process_cmdline.as_deref() == Some("") {
+                    return Err(invalid(
+                        f("process_cmdline"),
+                        "an empty command line would match every process",
+                    ));
+                }
+                if self
+                    .pidfile
+                    .as_ref()
+                    .is_some_and(|p| p.as_os_str().is_empty())
+                {
+                    return Err(invalid(f("pidfile"), "is empty"));
+                }
+                TrackerKind::Process {
+                    name: self.process_name.clone(),
+                    cmdline: self.process_cmdline.clone(),
+                    pidfile: self.pidfile.clone(),
+                }
+            }
+            "tcp" => {
+                let address = address()?;
+                let (interval, timeout) = timing()?;
+                TrackerKind::Tcp {
+                    address,
+                    interval,
+                    timeout,
+                }
+            }
+            "http" => {
+                let address = address()?;
+                let token = |field: &str, v: &str| -> Result<(), ConfigError> {
+                    if v.is_empty() || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                        return Err(invalid(
+                            f(field),
+                            format!(
+                                "{v:?} must be non-empty, without spaces or control characters"
+                            ),
+                        ));
+                    }
+                    Ok(())
+                };
+                let path = self.path.clone().unwrap_or_else(|| "/".to_owned());
+                token("path", &path)?;
+                if !path.starts_with('/') {
+                    return Err(invalid(f("path"), format!("{path:?} must start with /")));
+                }
+                let host = match &self.host {
+                    Some(h) => h.clone(),
+                    None if address.port() == 80 => match address {
+                        SocketAddr::V4(a) => a.ip().to_string(),
+                        SocketAddr::V6(a) => format!("[{}]", a.ip()),
+                    },
+                    None => address.to_string(),
+                };
+                token("host", &host)?;
+                let expect_status = self.expect_status.unwrap_or(200);
+                if !(100..=599).contains(&expect_status) {
+                    return Err(invalid(
+                        f("expect_status"),
+                        format!("{expect_status} is not in 100..=599"),
+                    ));
+                }
+                let (interval, timeout) = timing()?;
+                TrackerKind::Http {
+                    address,
+                    host,
+                    path,
+                    expect_status: expect_status as u16,
+                    interval,
+                    timeout,
+                }
+            }
+            "script" => {
+                let command = self
+                    .command
+                    .clone()
+                    .filter(|c| !c.as_os_str().is_empty())
+                    .ok_or_else(|| invalid(f("command"), "is required"))?;
+                if !command.is_absolute() {
+                    return Err(invalid(
+                        f("command"),
+                        format!("{} is not an absolute path", command.display()),
+                    ));
+                }
+                let user = match &self.script_user {
+                    None => None,
+                    Some(u) => {
+                        Some(ScriptUser::lookup(u).map_err(|e| invalid(f("script_user"), e))?)
+                    }
+                };
+                check_script_path(
+                    &f("command"),
+                    &command,
+                    user.as_ref(),
+                    self.script_security.unwrap_or(true),
+                )?;
+                let args = self.args.clone().unwrap_or_default();
+                if let Some(i) = args.iter().position(|a| a.contains('\0')) {
+                    return Err(invalid(f("args"), format!("argument {i} holds a NUL byte")));
+                }
+                let (interval, timeout) = timing()?;
+                TrackerKind::Script {
+                    command,
+                    args,
+                    interval,
+                    timeout,
+                    user,
+                }
+            }
+            "file" => {
+                let path = self
+                    .path
+                    .clone()
+                    .filter(|p| !p.is_empty())
+                    .map(PathBuf::from)
+                    .ok_or_else(|| invalid(f("path"), "is required"))?;
+                if path.file_name().is_none() || path.as_os_str().as_encoded_bytes().ends_with(b"/")
+                {
+                    return Err(invalid(
+                        f("path"),
+                        format!("{} does not name a file", path.display()),
+                    ));
+                }
+                let dir = match path.parent() {
+                    Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+                    _ => PathBuf::from("."),
+                };
+                match std::fs::metadata(&dir) {
+                    Ok(md) if md.is_dir() => {
+                        if md.mode() & 0o022 != 0 {
+                            warnings.push(format!(
+                                "tracker {name:?}: others than root can write in {} and so \
+                                 set the value of {}",
+                                dir.display(),
+                                path.display()
+                            ));
+                        }
+                    }
+                    _ => {
+                        return Err(invalid(
+                            f("path"),
+                            format!("directory {} does not exist", dir.display()),
+                        ));
+                    }
+                }
+                TrackerKind::File { path }
+            }
+            _ => unreachable!("type checked above"),
+        };
+        let config = TrackerConfig {
+            name,
+            kind,
+            rise,
+            fall,
+        };
+        config.check().map_err(|e| invalid(f("type"), e))?;
+        Ok(config)
+    }
+}
+
 impl Config {
-    /// Validates a set of groups: each on its own, then no vhid twice on one interface and
-    /// no VIP in two groups of one interface.
+    /// Validates a set of groups without trackers (as ucarp's flags give them): each group
+    /// on its own, then no vhid twice on one interface and no VIP in two groups of one
+    /// interface.
     pub fn from_raw(
         groups: Vec<RawGroup>,
+        prefix: impl Fn(usize) -> String,
+    ) -> Result<Config, ConfigError> {
+        Config::from_parts(groups, Vec::new(), prefix)
+    }
+
+    /// [`Config::from_raw`] with trackers: each validated (`tracker[i].`), names unique,
+    /// and every tracker a group names defined.
+    pub fn from_parts(
+        groups: Vec<RawGroup>,
+        raw_trackers: Vec<RawTracker>,
         prefix: impl Fn(usize) -> String,
     ) -> Result<Config, ConfigError> {
         if groups.is_empty() {
             return Err(invalid("group", "the configuration defines no group"));
         }
         let mut warnings = Vec::new();
+        let mut trackers = Vec::new();
+        let mut by_name = HashMap::new();
+        for (i, raw) in raw_trackers.into_iter().enumerate() {
+            let t = raw.validate(&format!("tracker[{i}]."), &mut warnings)?;
+            if let Some(first) = by_name.insert(t.name.clone(), i) {
+                return Err(invalid(
+                    format!("tracker[{i}].name"),
+                    format!("{:?} is already the name of tracker[{first}]", t.name),
+                ));
+            }
+            trackers.push(t);
+        }
         let groups = groups
             .into_iter()
             .enumerate()
@@ -487,8 +1009,28 @@ impl Config {
                     ));
                 }
             }
+            for t in &g.track {
+                if !by_name.contains_key(&t.tracker) {
+                    return Err(invalid(
+                        format!("{}track", prefix(i)),
+                        format!("no tracker is named {:?}", t.tracker),
+                    ));
+                }
+            }
         }
-        Ok(Config { groups, warnings })
+        for t in &trackers {
+            if !groups
+                .iter()
+                .any(|g| g.track.iter().any(|r| r.tracker == t.name))
+            {
+                warnings.push(format!("tracker {:?} is used by no group", t.name));
+            }
+        }
+        Ok(Config {
+            groups,
+            trackers,
+            warnings,
+        })
     }
 
     /// Parses and validates a TOML configuration.
@@ -507,7 +1049,7 @@ impl Config {
         })?;
         let inline = raw.groups.iter().any(|g| g.password.is_some());
         Ok((
-            Config::from_raw(raw.groups, |i| format!("group[{i}]."))?,
+            Config::from_parts(raw.groups, raw.trackers, |i| format!("group[{i}]."))?,
             inline,
         ))
     }
@@ -547,6 +1089,39 @@ mod tests {
         assert_eq!(c.groups.len(), 2);
         assert_eq!(c.groups[0].vips[0], "10.0.0.100/24".parse().unwrap());
         assert_eq!(c.groups[1].address_mode, AddressMode::Move);
+        assert_eq!(
+            c.groups[0].track,
+            [
+                TrackRef {
+                    tracker: "web".into(),
+                    weight: Some(50)
+                },
+                TrackRef {
+                    tracker: "uplink".into(),
+                    weight: None
+                }
+            ]
+        );
+        assert_eq!(c.groups[0].demote_mode, DemoteMode::Advskew);
+        let names: Vec<_> = c.trackers.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["web", "uplink", "nginx"]);
+        assert_eq!(
+            c.trackers[0],
+            TrackerConfig {
+                name: "web".into(),
+                kind: TrackerKind::Http {
+                    address: "127.0.0.1:80".parse().unwrap(),
+                    host: "127.0.0.1".into(),
+                    path: "/health".into(),
+                    expect_status: 200,
+                    interval: Duration::from_millis(1000),
+                    timeout: Duration::from_millis(500),
+                },
+                rise: 2,
+                fall: 2,
+            }
+        );
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     }
 
     #[test]
@@ -845,6 +1420,341 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .starts_with("facility: unknown syslog facility \"nope\"")
+        );
+    }
+
+    /// A group tracking `track`, then `trackers`.
+    fn with_trackers(track: &str, trackers: &str) -> Result<Config, ConfigError> {
+        parse(&format!("{BASE}track = [{track}]\n{trackers}"))
+    }
+
+    fn tracker_err(track: &str, trackers: &str) -> String {
+        with_trackers(track, trackers).unwrap_err().to_string()
+    }
+
+    const TCP: &str = "[[tracker]]\nname='db'\ntype='tcp'\naddress='127.0.0.1:5432'\n";
+
+    #[test]
+    fn trackers_are_defaulted_and_shared_by_name() {
+        let text = format!(
+            "{BASE}track = [{{ tracker = 'db' }}, {{ tracker = 'nic', weight = 20 }}]\n\
+             demote_mode = 'demote'\n\
+             [[group]]\ninterface='eth0'\nvhid=2\nvips=['10.0.0.101']\npassword='x'\n\
+             track = [{{ tracker = 'db', weight = 254 }}]\n\
+             {TCP}\
+             [[tracker]]\nname='nic'\ntype='interface'\ninterface='eth1'\n\
+             [[tracker]]\nname='pid'\ntype='process'\npidfile='/run/x.pid'\nfall=3\n\
+             [[tracker]]\nname='h'\ntype='http'\naddress='[::1]:8080'\n"
+        );
+        let c = parse(&text).unwrap();
+        assert_eq!(c.groups[0].demote_mode, DemoteMode::Demote);
+        assert_eq!(c.groups[1].demote_mode, DemoteMode::Advskew);
+        assert_eq!(c.groups[1].track[0].weight, Some(254));
+        assert_eq!(
+            c.trackers[0],
+            TrackerConfig::new(
+                "db",
+                TrackerKind::Tcp {
+                    address: "127.0.0.1:5432".parse().unwrap(),
+                    interval: Duration::from_secs(1),
+                    timeout: Duration::from_secs(1),
+                }
+            )
+        );
+        assert_eq!(
+            c.trackers[1].kind,
+            TrackerKind::Interface {
+                interface: "eth1".into()
+            }
+        );
+        assert_eq!(c.trackers[2].fall, 3);
+        let TrackerKind::Http {
+            host,
+            path,
+            expect_status,
+            ..
+        } = &c.trackers[3].kind
+        else {
+            panic!("{:?}", c.trackers[3]);
+        };
+        assert_eq!(
+            (host.as_str(), path.as_str(), *expect_status),
+            ("[::1]:8080", "/", 200)
+        );
+        assert_eq!(
+            c.warnings,
+            [
+                "tracker \"pid\" is used by no group",
+                "tracker \"h\" is used by no group"
+            ]
+        );
+        // ucarp's flags have no trackers to name.
+        let raw = RawGroup {
+            interface: Some("eth0".into()),
+            vhid: Some(1),
+            vips: vec!["10.0.0.1".into()],
+            password: Some("x".into()),
+            track: vec![TrackRef {
+                tracker: "db".into(),
+                weight: None,
+            }],
+            ..RawGroup::default()
+        };
+        assert_eq!(
+            Config::from_raw(vec![raw], |_| "--".into())
+                .unwrap_err()
+                .to_string(),
+            "--track: no tracker is named \"db\""
+        );
+    }
+
+    #[test]
+    fn tracker_errors_name_the_field() {
+        let t = |body: &str| format!("[[tracker]]\nname='t'\n{body}\n");
+        let cases: Vec<(String, &str)> = vec![
+            (t("type='tcp'"), "tracker[0].address: is required"),
+            (
+                "[[tracker]]\ntype='tcp'\naddress='127.0.0.1:1'".into(),
+                "tracker[0].name: is required",
+            ),
+            (
+                "[[tracker]]\nname='a b'\ntype='tcp'\naddress='127.0.0.1:1'".into(),
+                "tracker[0].name: \"a b\" must be 1 to 64 letters, digits, '-', '_' or '.'",
+            ),
+            (
+                t(""),
+                "tracker[0].type: is required (interface, process, tcp, http, script or file)",
+            ),
+            (
+                t("type='htp'"),
+                "tracker[0].type: unknown tracker type \"htp\" (interface, process, tcp, http, script or file)",
+            ),
+            (
+                t("type='tcp'\naddress='localhost:80'"),
+                "tracker[0].address: \"localhost:80\" is not an address with a port (127.0.0.1:80, [::1]:80)",
+            ),
+            (
+                t("type='tcp'\naddress='127.0.0.1:0'"),
+                "tracker[0].address: \"127.0.0.1:0\" has port 0",
+            ),
+            (
+                t("type='tcp'\naddress='127.0.0.1:1'\ninterval_ms=5"),
+                "tracker[0].interval_ms: 5 is below 10 (milliseconds)",
+            ),
+            (
+                t("type='tcp'\naddress='127.0.0.1:1'\ninterval_ms=100\ntimeout_ms=200"),
+                "tracker[0].timeout_ms: 200 is above interval_ms (100)",
+            ),
+            (
+                t("type='tcp'\naddress='127.0.0.1:1'\ntimeout_ms=0"),
+                "tracker[0].timeout_ms: 0 must be above 0 (milliseconds)",
+            ),
+            (
+                t("type='tcp'\naddress='127.0.0.1:1'\ninterval_ms=86400001"),
+                "tracker[0].interval_ms: 86400001 is above 86400000 (one day, in milliseconds)",
+            ),
+            (
+                t("type='tcp'\naddress='127.0.0.1:1'\nrise=0"),
+                "tracker[0].rise: 0 must be at least 1",
+            ),
+            (
+                t("type='tcp'\naddress='127.0.0.1:1'\npath='/x'"),
+                "tracker[0].path: is not a key of tcp trackers",
+            ),
+            (
+                t("type='interface'\ninterface='eth1'\ninterval_ms=100"),
+                "tracker[0].interval_ms: is not a key of interface trackers",
+            ),
+            (
+                t("type='interface'\ninterface='eth1'\nfall=2"),
+                "tracker[0].fall: interface trackers report each change as it happens; rise and fall (other than 1) are for process, tcp, http and script trackers",
+            ),
+            (t("type='interface'"), "tracker[0].interface: is required"),
+            (
+                t("type='interface'\ninterface='a-very-long-name0'"),
+                "tracker[0].interface: \"a-very-long-name0\" is not an interface name",
+            ),
+            (
+                t("type='process'"),
+                "tracker[0].process_name: give one of process_name, process_cmdline or pidfile",
+            ),
+            (
+                t("type='process'\nprocess_name='a'\npidfile='/run/a.pid'"),
+                "tracker[0].pidfile: give only one of process_name, process_cmdline or pidfile (process_name is given too)",
+            ),
+            (
+                t("type='process'\nprocess_name='/usr/sbin/nginx'"),
+                "tracker[0].process_name: \"/usr/sbin/nginx\" is not a process name (/proc/PID/comm, no path)",
+            ),
+            (
+                t("type='process'\nprocess_cmdline=''"),
+                "tracker[0].process_cmdline: an empty command line would match every process",
+            ),
+            (
+                t("type='http'\naddress='127.0.0.1:80'\npath='health'"),
+                "tracker[0].path: \"health\" must start with /",
+            ),
+            (
+                t("type='http'\naddress='127.0.0.1:80'\npath='/a b'"),
+                "tracker[0].path: \"/a b\" must be non-empty, without spaces or control characters",
+            ),
+            (
+                t("type='http'\naddress='127.0.0.1:80'\nhost=\"a\\r\\nX: y\""),
+                "tracker[0].host: \"a\\r\\nX: y\" must be non-empty, without spaces or control characters",
+            ),
+            (
+                t("type='http'\naddress='127.0.0.1:80'\nexpect_status=99"),
+                "tracker[0].expect_status: 99 is not in 100..=599",
+            ),
+            (t("type='script'"), "tracker[0].command: is required"),
+            (
+                t("type='script'\ncommand='check.sh'"),
+                "tracker[0].command: check.sh is not an absolute path",
+            ),
+            (
+                t("type='script'\ncommand='/nonexistent-vipd/check.sh'"),
+                "tracker[0].command: /nonexistent-vipd/check.sh does not exist",
+            ),
+            (
+                t("type='script'\ncommand='/bin/sh'\nscript_user='no-such-user-vipd'"),
+                "tracker[0].script_user: no such user: \"no-such-user-vipd\"",
+            ),
+            (
+                t("type='script'\ncommand='/bin/sh'\nargs=['a', \"b\\u0000\"]"),
+                "tracker[0].args: argument 1 holds a NUL byte",
+            ),
+            (t("type='file'"), "tracker[0].path: is required"),
+            (
+                t("type='file'\npath='/nonexistent-vipd/w'"),
+                "tracker[0].path: directory /nonexistent-vipd does not exist",
+            ),
+            (
+                t("type='file'\npath='/tmp/w'\nexpect_status=200"),
+                "tracker[0].expect_status: is not a key of file trackers",
+            ),
+            (
+                format!("{TCP}{TCP}"),
+                "tracker[1].name: \"db\" is already the name of tracker[0]",
+            ),
+        ];
+        for (trackers, want) in cases {
+            let e = tracker_err("", &trackers);
+            assert_eq!(e, want, "{trackers:?}");
+        }
+    }
+
+    #[test]
+    fn track_references_are_checked() {
+        assert_eq!(
+            tracker_err("{ tracker = 'dbx' }", TCP),
+            "group[0].track: no tracker is named \"dbx\""
+        );
+        assert_eq!(
+            tracker_err("{ tracker = 'db' }, { tracker = 'db', weight = 3 }", TCP),
+            "group[0].track: tracker \"db\" is listed twice"
+        );
+        for w in [0, 255] {
+            assert_eq!(
+                tracker_err(&format!("{{ tracker = 'db', weight = {w} }}"), TCP),
+                format!(
+                    "group[0].track: weight {w} of tracker \"db\" is not in 1..=254 (leave the \
+                     weight out to go to FAULT while the tracker is down)"
+                )
+            );
+        }
+        let e = tracker_err("{ tracker = 'db', wieght = 3 }", TCP);
+        assert!(e.contains("unknown field `wieght`"), "{e}");
+        let e = err("demote_mode = 'skew'");
+        assert!(e.contains("unknown variant `skew`"), "{e}");
+        with_trackers("{ tracker = 'db', weight = 1 }", TCP).unwrap();
+    }
+
+    #[test]
+    fn notify_and_tracker_scripts_are_checked_as_scripts_are() {
+        let s = Scratch::new("notify");
+        let ok = s.file("notify.sh", "#!/bin/sh\n", 0o755);
+        let open = s.file("open.sh", "#!/bin/sh\n", 0o777);
+        let c = parse(&format!("{BASE}notify='{}'", ok.display())).unwrap();
+        assert_eq!(c.groups[0].notify.as_deref(), Some(ok.as_path()));
+        assert!(parse(BASE).unwrap().groups[0].notify.is_none());
+        let e = err(&format!("notify='{}'", open.display()));
+        assert!(
+            e.starts_with(&format!(
+                "group[0].notify: {} is writable by group or others (mode 777); a script",
+                open.display()
+            )),
+            "{e}"
+        );
+        parse(&format!(
+            "{BASE}notify='{}'\nscript_security=false",
+            open.display()
+        ))
+        .unwrap();
+        assert!(err(&format!("notify='{}/nope.sh'", s.0.display())).ends_with("does not exist"));
+        let script = |path: &Path, extra: &str| {
+            format!(
+                "[[tracker]]\nname='chk'\ntype='script'\ncommand='{}'\nargs=['-q']\n\
+                 interval_ms=200\ntimeout_ms=150\n{extra}",
+                path.display()
+            )
+        };
+        let c = with_trackers("{ tracker = 'chk' }", &script(&ok, "script_user='root'")).unwrap();
+        assert_eq!(
+            c.trackers[0].kind,
+            TrackerKind::Script {
+                command: ok.clone(),
+                args: vec!["-q".into()],
+                interval: Duration::from_millis(200),
+                timeout: Duration::from_millis(150),
+                user: Some(ScriptUser::lookup("root").unwrap()),
+            }
+        );
+        let e = tracker_err("{ tracker = 'chk' }", &script(&open, ""));
+        assert!(
+            e.starts_with(&format!(
+                "tracker[0].command: {} is writable by group or others",
+                open.display()
+            )),
+            "{e}"
+        );
+        with_trackers(
+            "{ tracker = 'chk' }",
+            &script(&open, "script_security=false"),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn file_trackers_warn_when_others_could_set_the_value() {
+        let s = Scratch::new("weight");
+        let file = |dir: &Path| {
+            format!(
+                "[[tracker]]\nname='w'\ntype='file'\npath='{}/weight'\n",
+                dir.display()
+            )
+        };
+        let c = with_trackers("{ tracker = 'w', weight = 10 }", &file(&s.0)).unwrap();
+        assert_eq!(
+            c.trackers[0].kind,
+            TrackerKind::File {
+                path: s.0.join("weight")
+            }
+        );
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        chmod(&s.0, 0o1777);
+        let c = with_trackers("{ tracker = 'w' }", &file(&s.0)).unwrap();
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        assert!(c.warnings[0].starts_with("tracker \"w\": others than root can write"));
+        chmod(&s.0, 0o755);
+        assert!(
+            tracker_err(
+                "",
+                &format!(
+                    "[[tracker]]\nname='w'\ntype='file'\npath='{}/'\n",
+                    s.0.display()
+                )
+            )
+            .starts_with("tracker[0].path:")
         );
     }
 }

@@ -87,6 +87,12 @@ pub struct GroupStatus {
     /// was applied to the group.
     #[serde(default)]
     pub last_demote_at_unix_us: Option<u64>,
+    /// What the failed trackers add to the group's advskew or demote count.
+    #[serde(default)]
+    pub demotion: u8,
+    /// The trackers the group depends on that are failing now.
+    #[serde(default)]
+    pub failing: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -104,6 +110,9 @@ pub struct Status {
     /// The interfaces vipd runs on and how its ingress program is attached to each.
     #[serde(default)]
     pub interfaces: Vec<InterfaceStatus>,
+    /// Every tracker: its last verdict and when it came.
+    #[serde(default)]
+    pub trackers: Vec<TrackerStatus>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -174,6 +183,18 @@ impl Default for Limits {
 pub struct Pending {
     pub request: Request,
     pub reply: oneshot::Sender<Reply>,
+}
+
+/// One tracker in `vipd status`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrackerStatus {
+    pub name: String,
+    /// `None` until its first verdict.
+    pub healthy: Option<bool>,
+    /// The last value of a file tracker.
+    pub value: Option<i64>,
+    /// Seconds since the last verdict or value.
+    pub since_secs: Option<f64>,
 }
 
 /// One interface in `vipd status`.
@@ -546,6 +567,19 @@ pub fn render(status: &Status) -> String {
                 rejected.join(" ")
             }
         );
+        if g.demotion > 0 || !g.failing.is_empty() {
+            let _ = writeln!(
+                s,
+                "{:17}demotion {} (failing: {})",
+                "",
+                g.demotion,
+                if g.failing.is_empty() {
+                    "none".to_owned()
+                } else {
+                    g.failing.join(", ")
+                }
+            );
+        }
         let mut history = Vec::new();
         if let Some(at) = g.last_owned_at_unix_us {
             history.push(format!("took the VIPs {} ago", ago(at, now)));
@@ -584,6 +618,19 @@ pub fn render(status: &Status) -> String {
     .collect();
     if !refused.is_empty() {
         let _ = writeln!(s, "control connections refused: {}", refused.join(" "));
+    }
+    for t in &status.trackers {
+        let verdict = match (t.healthy, t.value) {
+            (Some(false), _) => "down".to_owned(),
+            (_, Some(v)) => format!("value {v}"),
+            (Some(true), None) => "up".to_owned(),
+            (None, None) => "unknown".to_owned(),
+        };
+        let ago = t
+            .since_secs
+            .map(|s| format!(" ({s:.1}s ago)"))
+            .unwrap_or_default();
+        let _ = writeln!(s, "tracker {}: {verdict}{ago}", t.name);
     }
     for i in &status.interfaces {
         let _ = writeln!(
@@ -650,6 +697,8 @@ mod tests {
             last_owned_at_unix_us: Some(1_700_000_000_000_000),
             last_own_flip_us: Some(12.5),
             last_demote_at_unix_us: None,
+            demotion: 0,
+            failing: Vec::new(),
         }
     }
 
@@ -666,6 +715,7 @@ mod tests {
                 mode: "tc".into(),
                 adopted: false,
             }],
+            trackers: Vec::new(),
         }
     }
 

@@ -36,6 +36,16 @@ pub struct Options {
     /// SCHED_FIFO priority of the daemon (1-99), so that a busy node still sends its
     /// advertisements on time; `None` leaves the scheduling policy alone.
     pub rt_priority: Option<u8>,
+    /// Serve Prometheus metrics on this address.
+    pub metrics_listen: Option<std::net::SocketAddr>,
+}
+
+/// A tracker's last report: health, value (file trackers), and when it came.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TrackerReport {
+    pub healthy: Option<bool>,
+    pub value: Option<i64>,
+    pub at: Option<Instant>,
 }
 
 /// Every group, and the effects boundary they act through.
@@ -51,6 +61,8 @@ pub struct Daemon<E: Effects> {
     known_peers: std::collections::HashSet<(u32, Ipv4Addr)>,
     /// How the programs are attached to each interface.
     pub interfaces: Vec<InterfaceStatus>,
+    /// Every tracker's last report.
+    pub trackers: std::collections::BTreeMap<String, TrackerReport>,
     started: Instant,
 }
 
@@ -69,6 +81,7 @@ impl<E: Effects> Daemon<E> {
             unknown_group: 0,
             known_peers: Default::default(),
             interfaces: Vec::new(),
+            trackers: Default::default(),
             started: now,
         }
     }
@@ -142,6 +155,26 @@ impl<E: Effects> Daemon<E> {
             .iter()
             .find(|m| m.link.index == index)
             .map(|m| m.link.name.as_str())
+    }
+
+    /// A tracker reported: every group that depends on it follows.
+    pub async fn on_tracker(&mut self, tracker: &str, update: group::TrackerUpdate, now: Instant) {
+        let report = self.trackers.entry(tracker.to_owned()).or_default();
+        match update {
+            group::TrackerUpdate::Health(h) => report.healthy = Some(h),
+            group::TrackerUpdate::Value(v) => {
+                report.healthy = Some(true);
+                report.value = Some(v);
+            }
+        }
+        report.at = Some(now);
+        for m in &mut self.members {
+            let commands = m.core.track(tracker, update, now);
+            if !commands.is_empty() {
+                info!(group = %m.label(), tracker, ?update, "tracker");
+            }
+            executor::execute(&mut self.fx, m, commands, now).await;
+        }
     }
 
     /// A link changed state (or went away).
@@ -270,12 +303,24 @@ impl<E: Effects> Daemon<E> {
                     last_owned_at_unix_us: m.counters.last_owned_at.and_then(unix_us),
                     last_own_flip_us: m.counters.last_own_flip.map(|d| d.as_secs_f64() * 1e6),
                     last_demote_at_unix_us: m.counters.last_demote_at.and_then(unix_us),
+                    demotion: m.core.election().demotion(),
+                    failing: m.core.failing(),
                 })
                 .collect(),
             xdp,
             unknown_group: self.unknown_group,
             control: Default::default(),
             interfaces: self.interfaces.clone(),
+            trackers: self
+                .trackers
+                .iter()
+                .map(|(name, r)| crate::control::TrackerStatus {
+                    name: name.clone(),
+                    healthy: r.healthy,
+                    value: r.value,
+                    since_secs: r.at.map(|t| now.saturating_duration_since(t).as_secs_f64()),
+                })
+                .collect(),
         }
     }
 
@@ -311,6 +356,7 @@ impl<E: Effects> Daemon<E> {
 /// owned" and the programs attached before any address is added), then the groups.
 pub async fn build(config: Config, opts: &Options) -> Result<Daemon<Kernel>> {
     let nl = Netlink::new()?;
+    let trackers: Vec<String> = config.trackers.iter().map(|t| t.name.clone()).collect();
     let mut links: HashMap<String, LinkInfo> = HashMap::new();
     for g in &config.groups {
         if !links.contains_key(&g.interface) {
@@ -393,7 +439,10 @@ pub async fn build(config: Config, opts: &Options) -> Result<Daemon<Kernel>> {
             neutral: g.neutral,
             dead_ratio: g.dead_ratio,
             local_addr: src,
-            demote_by: crate::election::DemoteBy::default(),
+            demote_by: match g.demote_mode {
+                crate::config::DemoteMode::Advskew => crate::election::DemoteBy::Advskew,
+                crate::config::DemoteMode::Demote => crate::election::DemoteBy::DemoteCount,
+            },
         };
         params
             .validate()
@@ -404,7 +453,14 @@ pub async fn build(config: Config, opts: &Options) -> Result<Daemon<Kernel>> {
             garp_refresh: g.garp_refresh,
             shutdown_script: g.shutdown_script,
             move_addresses: g.address_mode == AddressMode::Move,
-            tracks: Vec::new(),
+            tracks: g
+                .track
+                .iter()
+                .map(|t| group::Track {
+                    tracker: t.tracker.clone(),
+                    weight: t.weight,
+                })
+                .collect(),
         };
         let mut added = Vec::new();
         if g.address_mode == AddressMode::Always {
@@ -447,6 +503,10 @@ pub async fn build(config: Config, opts: &Options) -> Result<Daemon<Kernel>> {
     };
     let mut d = Daemon::new(members, running, fx, now);
     d.interfaces = interfaces;
+    d.trackers = trackers
+        .into_iter()
+        .map(|name| (name, TrackerReport::default()))
+        .collect();
     Ok(d)
 }
 
@@ -509,10 +569,23 @@ pub async fn run(config: Config, opts: Options) -> Result<()> {
     }
     // Link events are subscribed to before the links are read, so that no change is lost.
     let mut link_watch = LinkWatch::start()?;
+    let mut tracker_events = if config.trackers.is_empty() {
+        None
+    } else {
+        Some(crate::trackers::spawn(config.trackers.clone()).context("starting the trackers")?)
+    };
     let mut d = build(config, &opts).await?;
     let mut rings = Rings::open(&mut d.fx.dp)?;
     let listener = control::listen(&opts.control_socket).await?;
     let (mut requests, control_stats) = control::serve(listener, control::Limits::default());
+    let mut scrapes = match opts.metrics_listen {
+        Some(addr) => Some(
+            crate::metrics::serve(addr)
+                .await
+                .with_context(|| format!("serving metrics on {addr}"))?,
+        ),
+        None => None,
+    };
     // Set up: from here on the daemon needs little of root.
     match crate::privileges::restrict() {
         Ok(kept) => {
@@ -524,6 +597,24 @@ pub async fn run(config: Config, opts: Options) -> Result<()> {
     }
     info!(groups = d.members.len(), socket = %opts.control_socket.display(), "vipd running");
     d.start(Instant::now()).await;
+    // Demotions survive a restart: a node demoted for maintenance stays demoted.
+    let demotions = demotions_path();
+    for (interface, vhid) in load_demotions(&demotions) {
+        if let Some(i) = d
+            .members
+            .iter()
+            .position(|m| m.cfg.interface == interface && m.cfg.vhid == vhid)
+        {
+            info!(group = %d.members[i].label(), "demoted before the restart: stays demoted");
+            d.on_request(
+                Request::Demote {
+                    target: Target::Vhid(vhid),
+                },
+                Instant::now(),
+            )
+            .await;
+        }
+    }
 
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
@@ -566,11 +657,32 @@ pub async fn run(config: Config, opts: Options) -> Result<()> {
             Some(p) = requests.recv() => {
                 let reply = match p.request {
                     Request::Status => Reply::Status(status(&d, &control_stats)),
-                    req => d.on_request(req, Instant::now()).await,
+                    req => {
+                        let reply = d.on_request(req, Instant::now()).await;
+                        save_demotions(&d, &demotions);
+                        reply
+                    }
                 };
                 let _ = p.reply.send(reply);
             }
-            _ = usr2.recv() => d.on_usr2(Instant::now()).await,
+            Some(ev) = next_tracker_event(&mut tracker_events) => {
+                let (name, update) = match ev {
+                    crate::trackers::TrackerEvent::Health { name, healthy } => {
+                        (name, group::TrackerUpdate::Health(healthy))
+                    }
+                    crate::trackers::TrackerEvent::Value { name, value } => {
+                        (name, group::TrackerUpdate::Value(value))
+                    }
+                };
+                d.on_tracker(&name, update, Instant::now()).await;
+            }
+            Some(p) = next_scrape(&mut scrapes) => {
+                let _ = p.reply.send(Reply::Status(status(&d, &control_stats)));
+            }
+            _ = usr2.recv() => {
+                d.on_usr2(Instant::now()).await;
+                save_demotions(&d, &demotions);
+            }
             _ = usr1.recv() => {
                 if let Ok(s) = serde_json::to_string(&status(&d, &control_stats)) {
                     info!(status = %s, "status");
@@ -698,6 +810,68 @@ fn getrandom(buf: &mut [u8]) -> std::io::Result<()> {
         Ok(())
     } else {
         Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Where the demoted groups of this network namespace are remembered.
+fn demotions_path() -> PathBuf {
+    PathBuf::from(format!(
+        "/var/lib/vipd/netns-{}.demoted",
+        crate::dataplane::netns_id()
+    ))
+}
+
+/// The groups (interface, vhid) remembered as demoted; a missing or unreadable file is none.
+fn load_demotions(path: &std::path::Path) -> Vec<(String, u8)> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|l| {
+            let (interface, vhid) = l.split_once(' ')?;
+            Some((interface.to_owned(), vhid.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// Remembers which groups are demoted (written to a temporary file, then renamed).
+fn save_demotions<E: Effects>(d: &Daemon<E>, path: &std::path::Path) {
+    let text: String = d
+        .members
+        .iter()
+        .filter(|m| m.core.election().is_demoted())
+        .map(|m| format!("{} {}\n", m.cfg.interface, m.cfg.vhid))
+        .collect();
+    let write = || -> std::io::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, text.as_bytes())?;
+        std::fs::rename(&tmp, path)
+    };
+    if let Err(e) = write() {
+        warn!(path = %path.display(), error = %e, "cannot remember the demoted groups");
+    }
+}
+
+/// The next tracker report, if there are trackers.
+async fn next_tracker_event(
+    events: &mut Option<tokio::sync::mpsc::Receiver<crate::trackers::TrackerEvent>>,
+) -> Option<crate::trackers::TrackerEvent> {
+    match events {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next metrics scrape, if metrics are served.
+async fn next_scrape(
+    scrapes: &mut Option<tokio::sync::mpsc::Receiver<control::Pending>>,
+) -> Option<control::Pending> {
+    match scrapes {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

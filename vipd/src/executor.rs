@@ -183,6 +183,28 @@ pub async fn execute<E: Effects>(fx: &mut E, m: &mut Member, commands: Vec<Comma
                 m.counters.transitions += 1;
                 m.counters.since = now;
                 info!(group = %m.label(), from = from.name(), to = to.name(), %reason, "transition");
+                if let Some(notify) = m.cfg.notify.clone() {
+                    // keepalived's habit: one script hears every state, with the group and
+                    // what the group advertises as its priority (advskew, demotion included).
+                    let state = if reason == Reason::Shutdown {
+                        "STOP"
+                    } else {
+                        to.name()
+                    };
+                    let (_, advskew, _) = m.core.election().advert_fields();
+                    fx.run_script(ScriptRun {
+                        vhid: m.cfg.vhid,
+                        script: notify,
+                        args: vec![
+                            m.cfg.interface.clone(),
+                            m.cfg.vhid.to_string(),
+                            state.to_owned(),
+                            advskew.to_string(),
+                        ],
+                        timeout: m.cfg.script_timeout,
+                        user: m.cfg.script_user.clone(),
+                    });
+                }
             }
         }
     }

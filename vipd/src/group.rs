@@ -80,10 +80,14 @@ impl Tracking {
         let sum: i64 = tracks
             .iter()
             .filter_map(|t| t.weight.map(|w| (t, i64::from(w))))
-            .map(|(t, w)| match self.values.get(&t.tracker) {
-                Some(v) => v.saturating_mul(w).max(0),
-                None if self.failed(&t.tracker) => w,
-                None => 0,
+            .map(|(t, w)| {
+                if self.failed(&t.tracker) {
+                    w
+                } else {
+                    self.values
+                        .get(&t.tracker)
+                        .map_or(0, |v| v.saturating_mul(w).max(0))
+                }
             })
             .fold(0i64, i64::saturating_add);
         sum.clamp(0, 254) as u8
@@ -250,6 +254,24 @@ impl Group {
         out
     }
 
+    /// The trackers the group depends on that are failing now (a file tracker: a value
+    /// other than 0).
+    pub fn failing(&self) -> Vec<String> {
+        self.settings
+            .tracks
+            .iter()
+            .filter(|t| {
+                self.tracking.failed(&t.tracker)
+                    || self
+                        .tracking
+                        .values
+                        .get(&t.tracker)
+                        .is_some_and(|v| *v != 0)
+            })
+            .map(|t| t.tracker.clone())
+            .collect()
+    }
+
     /// A tracker reported at `now`: the group goes to FAULT, leaves it, or changes its
     /// demotion when the trackers it depends on say so.
     pub fn track(&mut self, tracker: &str, update: TrackerUpdate, now: Instant) -> Vec<Command> {
@@ -262,6 +284,8 @@ impl Group {
                 self.tracking.health.insert(tracker.to_owned(), ok);
             }
             TrackerUpdate::Value(v) => {
+                // Readable again, if it was not.
+                self.tracking.health.remove(tracker);
                 self.tracking.values.insert(tracker.to_owned(), v);
             }
         }

@@ -16,6 +16,8 @@ pub mod election;
 pub mod executor;
 pub mod garp;
 pub mod group;
+pub mod metrics;
 pub mod privileges;
 pub mod rx;
 pub mod scripts;
+pub mod trackers;

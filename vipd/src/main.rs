@@ -39,6 +39,9 @@ struct Cli {
     #[arg(long, global = true, value_name = "N", default_value_t = 10,
           value_parser = clap::value_parser!(u8).range(0..=99))]
     rt_priority: u8,
+    /// Serve Prometheus metrics (GET /metrics) on this address, e.g. 127.0.0.1:9477.
+    #[arg(long, global = true, value_name = "ADDR")]
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -343,6 +346,7 @@ fn main() -> ExitCode {
             XdpMode::Tc => XdpPreference::Tc,
         },
         rt_priority: (cli.rt_priority > 0).then_some(cli.rt_priority),
+        metrics_listen: cli.metrics_listen,
     };
     if cli.cmd.is_some() && cli.ucarp != UcarpArgs::default() {
         return usage("ucarp-style flags (-i, -v, ...) cannot be combined with a subcommand");

@@ -401,7 +401,7 @@ async fn execute(run: ScriptRun) {
 }
 
 /// In the child: takes on the script user's groups, then its group, then its uid.
-fn drop_privileges(uid: u32, gid: u32, groups: &[u32]) -> std::io::Result<()> {
+pub(crate) fn drop_privileges(uid: u32, gid: u32, groups: &[u32]) -> std::io::Result<()> {
     let check = |rc: libc::c_int| {
         if rc == 0 {
             Ok(())

@@ -50,8 +50,12 @@ pub fn run(root: &Path, vipd: &Path, quick: bool) -> Result<()> {
     let floods = scenarios::floods(flood_secs, &clock);
     eprintln!("==> XDP cost (BPF_PROG_TEST_RUN)");
     let xdp = scenarios::xdp_cost(if quick { 1_000_000 } else { 10_000_000 })?;
-    eprintln!("==> iperf3 throughput with and without vipd");
-    let throughput = scenarios::throughput(if quick { 3 } else { 10 }, reps)?;
+    eprintln!("==> iperf3 throughput without vipd and with vipd in each ingress mode");
+    let throughput = scenarios::throughput(
+        if quick { 3 } else { 10 },
+        if quick { 3 } else { 5 },
+        &clock,
+    )?;
     let scale_secs = if quick { 15 } else { 60 };
     let scales = scenarios::scales(scale_secs, &clock);
 

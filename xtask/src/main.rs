@@ -1,9 +1,11 @@
-//! `cargo xtask`: build the XDP program, run the tests, the demo and the benchmarks.
+//! `cargo xtask`: build the XDP program, run the tests, the demo, the benchmarks and the
+//! fuzz targets.
 //!
 //! Each command installs what it needs when it is missing (Debian packages, nightly's
-//! rust-src, a bpf-linker built against nightly's own LLVM) and says what it is doing.
+//! rust-src, a bpf-linker built against nightly's own LLVM, cargo-fuzz) and says what it is
+//! doing.
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -25,7 +27,8 @@ struct Cli {
 enum Cmd {
     /// Install the eBPF toolchain if missing and build the XDP object.
     BuildEbpf,
-    /// Install prerequisites, build, lint and run every test (unit and netns integration).
+    /// Install prerequisites, build, lint and run every test (unit, a short run of each fuzz
+    /// target, netns integration).
     Test {
         /// Extra arguments for the integration tests (e.g. a test name filter).
         #[arg(trailing_var_arg = true)]
@@ -39,7 +42,34 @@ enum Cmd {
         #[arg(long)]
         quick: bool,
     },
+    /// Fuzz a target (or each in turn) with libFuzzer, keeping what it learns in
+    /// target/fuzz/corpus/TARGET; a crashing input is saved under fuzz/artifacts/TARGET/.
+    Fuzz {
+        /// carp_decode, rx_receive, config_toml, config_flags or control; all if omitted.
+        target: Option<String>,
+        /// How long to fuzz each target (0: until it fails or is interrupted).
+        #[arg(long, default_value_t = 600)]
+        seconds: u64,
+        /// More libFuzzer options, after `--` (e.g. `-- -fork=2`).
+        #[arg(last = true)]
+        libfuzzer: Vec<String>,
+    },
 }
+
+/// The fuzz targets (fuzz/fuzz_targets/), each with seed inputs in fuzz/corpus/TARGET/.
+const FUZZ_TARGETS: &[&str] = &[
+    "carp_decode",
+    "rx_receive",
+    "config_toml",
+    "config_flags",
+    "control",
+];
+/// How long `cargo xtask test` fuzzes each target.
+const FUZZ_SMOKE_SECONDS: u64 = 20;
+/// libFuzzer's limits on every run: an input that needs more memory is a failure.
+const FUZZ_LIMITS: &[&str] = &["-rss_limit_mb=512", "-malloc_limit_mb=256"];
+/// The cargo-fuzz installed when it is missing.
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
 
 /// Debian packages the tests, demo and benchmarks use.
 const APT_PACKAGES: &[&str] = &[
@@ -50,6 +80,8 @@ const APT_PACKAGES: &[&str] = &[
     "ucarp",
     "keepalived",
     "iperf3",
+    "curl",
+    "prometheus",
 ];
 
 fn main() -> Result<()> {
@@ -67,6 +99,11 @@ fn main() -> Result<()> {
             build_all()?;
             bench::run(&workspace_root(), &vipd_bin(), quick)
         }
+        Cmd::Fuzz {
+            target,
+            seconds,
+            libfuzzer,
+        } => fuzz(target.as_deref(), seconds, &libfuzzer),
     }
 }
 
@@ -309,6 +346,7 @@ fn test(filter: &[String]) -> Result<()> {
     ]))?;
     step("unit tests");
     run(cargo("stable").args(["test", "--workspace", "--exclude", "vipd-tests"]))?;
+    fuzz_smoke()?;
     step("building the vipd binary the integration tests run");
     run(cargo("stable").args(["build", "-p", "vipd", "--bin", "vipd"]))?;
     step("integration tests in network namespaces (serial, real kernel XDP)");
@@ -318,6 +356,175 @@ fn test(filter: &[String]) -> Result<()> {
         .args(["--test-threads=1"])
         .env("VIPD_BIN", workspace_root().join("target/debug/vipd")))?;
     step("all tests passed");
+    Ok(())
+}
+
+fn cargo_fuzz_works() -> bool {
+    cargo("nightly")
+        .args(["fuzz", "--version"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+fn ensure_cargo_fuzz() -> Result<()> {
+    if cargo_fuzz_works() {
+        return Ok(());
+    }
+    step(&format!("installing cargo-fuzz {CARGO_FUZZ_VERSION}"));
+    run(cargo("stable").args([
+        "install",
+        "cargo-fuzz",
+        "--version",
+        CARGO_FUZZ_VERSION,
+        "--locked",
+    ]))?;
+    if !cargo_fuzz_works() {
+        bail!(
+            "cargo-fuzz was installed but `cargo +nightly fuzz --version` fails; is ~/.cargo/bin on PATH?"
+        );
+    }
+    Ok(())
+}
+
+/// How the fuzz targets are built: the smoke test in `cargo xtask test` trades speed of
+/// execution for build time (no sanitizer, parallel code generation); long runs add
+/// AddressSanitizer. Each has a build directory of its own, so neither rebuilds the other.
+#[derive(Clone, Copy)]
+enum FuzzBuild {
+    Smoke,
+    Long,
+}
+
+/// `cargo +nightly fuzz SUB` with the options of `build`.
+fn cargo_fuzz(sub: &str, build: FuzzBuild) -> Command {
+    let root = workspace_root();
+    let (sanitizer, codegen_units) = match build {
+        FuzzBuild::Smoke => ("none", Some("16")),
+        FuzzBuild::Long => ("address", None),
+    };
+    let mut cmd = cargo("nightly");
+    cmd.args(["fuzz", sub, "--fuzz-dir"])
+        .arg(root.join("fuzz"))
+        .arg("--target-dir")
+        .arg(root.join("target/fuzz").join(sanitizer))
+        .args(["--sanitizer", sanitizer]);
+    if let Some(n) = codegen_units {
+        cmd.args(["--codegen-units", n]);
+    }
+    cmd
+}
+
+/// Fuzzing `target` for `seconds` from its seeds and the corpus it has grown so far
+/// (target/fuzz/corpus/TARGET, where new inputs go: the seeds stay as they are).
+fn fuzz_run(target: &str, build: FuzzBuild, seconds: u64, extra: &[String]) -> Result<Command> {
+    let root = workspace_root();
+    let corpus = root.join("target/fuzz/corpus").join(target);
+    std::fs::create_dir_all(&corpus).with_context(|| format!("creating {}", corpus.display()))?;
+    let mut cmd = cargo_fuzz("run", build);
+    cmd.arg(target)
+        .arg(&corpus)
+        .arg(root.join("fuzz/corpus").join(target))
+        .arg("--")
+        .arg(format!("-max_total_time={seconds}"))
+        .args(FUZZ_LIMITS)
+        .args(extra);
+    Ok(cmd)
+}
+
+/// The fuzz step of `cargo xtask test`: every target for a few seconds, as many at a time
+/// as there are cores, each writing to a log of its own that is shown if it fails.
+fn fuzz_smoke() -> Result<()> {
+    ensure_cargo_fuzz()?;
+    let root = workspace_root();
+    step("fuzz targets: cargo fmt --check (nightly)");
+    run(cargo("nightly")
+        .current_dir(root.join("fuzz"))
+        .args(["fmt", "--check"]))?;
+    step("building the fuzz targets (nightly, libFuzzer)");
+    run(&mut cargo_fuzz("build", FuzzBuild::Smoke))?;
+    let logs = root.join("target/fuzz/logs");
+    std::fs::create_dir_all(&logs)?;
+    let at_once = std::thread::available_parallelism().map_or(1, |n| n.get());
+    step(&format!(
+        "fuzzing each target for {FUZZ_SMOKE_SECONDS} s ({at_once} at a time; logs in {})",
+        logs.display()
+    ));
+    let mut failed = Vec::new();
+    for batch in FUZZ_TARGETS.chunks(at_once) {
+        let mut running = Vec::new();
+        for &target in batch {
+            let log_path = logs.join(format!("{target}.log"));
+            let log = std::fs::File::create(&log_path)
+                .with_context(|| format!("creating {}", log_path.display()))?;
+            let mut cmd = fuzz_run(target, FuzzBuild::Smoke, FUZZ_SMOKE_SECONDS, &[])?;
+            cmd.stdin(Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log);
+            let child = cmd
+                .spawn()
+                .with_context(|| format!("cannot start {cmd:?}"))?;
+            running.push((target, child, log_path));
+        }
+        for (target, mut child, log_path) in running {
+            let status = child.wait()?;
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            if status.success() {
+                let done = log
+                    .lines()
+                    .rfind(|l| l.contains("DONE"))
+                    .unwrap_or("no summary");
+                eprintln!("    {target}: {done}");
+            } else {
+                let tail: Vec<&str> = log.lines().rev().take(60).collect();
+                eprintln!(
+                    "    {target} FAILED ({status}); end of {}:",
+                    log_path.display()
+                );
+                for line in tail.iter().rev() {
+                    eprintln!("      {line}");
+                }
+                failed.push(target);
+            }
+        }
+    }
+    if !failed.is_empty() {
+        bail!(
+            "fuzz targets failed: {} (a failing input is saved in fuzz/artifacts/TARGET/; `cargo +nightly fuzz run TARGET FILE` replays it)",
+            failed.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// `cargo xtask fuzz`: long runs, with AddressSanitizer, output on the terminal.
+fn fuzz(target: Option<&str>, seconds: u64, extra: &[String]) -> Result<()> {
+    let targets: Vec<&str> = match target {
+        Some(t) if FUZZ_TARGETS.contains(&t) => vec![t],
+        Some(t) => bail!(
+            "no fuzz target {t:?}; there are {}",
+            FUZZ_TARGETS.join(", ")
+        ),
+        None => FUZZ_TARGETS.to_vec(),
+    };
+    // The vipd library embeds the XDP object.
+    build_ebpf()?;
+    ensure_cargo_fuzz()?;
+    step("building the fuzz targets (nightly, libFuzzer, AddressSanitizer)");
+    run(&mut cargo_fuzz("build", FuzzBuild::Long))?;
+    for target in targets {
+        if seconds == 0 {
+            step(&format!(
+                "fuzzing {target} until it fails or is interrupted"
+            ));
+        } else {
+            step(&format!("fuzzing {target} for {seconds} s"));
+        }
+        run(&mut fuzz_run(target, FuzzBuild::Long, seconds, extra)?).with_context(|| {
+            format!("{target} failed: the input that did it is under fuzz/artifacts/{target}/")
+        })?;
+    }
+    step("no failure found");
     Ok(())
 }
 

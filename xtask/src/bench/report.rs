@@ -7,9 +7,9 @@ use anyhow::{Result, bail};
 
 use super::Results;
 use super::goals::{Judged, Verdict, judge};
-use super::scenarios::{OutageRow, SCALE_GROUPS};
-use super::stats::{max, median};
-use super::systems::{SYSTEMS, Speed, Sys};
+use super::scenarios::{OutageRow, SCALE_GROUPS, Throughput};
+use super::stats::{max, median, min};
+use super::systems::{SYSTEMS, Speed, Sys, XdpMode};
 
 /// Shown where a run has no figure.
 const NOT_MEASURED: &str = "not measured";
@@ -46,6 +46,7 @@ pub fn render(r: &Results) -> String {
     outages(&mut s, r);
     floods(&mut s, r);
     data_plane(&mut s, r);
+    throughput(&mut s, &r.throughput);
     scale(&mut s, r);
     goals(&mut s, &judge(r));
     s
@@ -261,23 +262,6 @@ fn data_plane(s: &mut String, r: &Results) {
         "| XDP advertisement to ring buffer, ns/packet | {:.1} |",
         r.xdp.advert_ns
     );
-    let tp = &r.throughput;
-    for (what, gbps) in [
-        ("without vipd", tp.without),
-        ("with vipd, native XDP", tp.native),
-        ("with vipd, generic XDP", tp.generic),
-    ] {
-        let _ = writeln!(
-            s,
-            "| iperf3 TCP {what}, Gbit/s (% of without) | {gbps:.2} ({:.1} %) |",
-            gbps / tp.without * 100.0
-        );
-    }
-    let _ = writeln!(
-        s,
-        "| node 1's link kind (`ip -d link`) | {} |",
-        tp.link_kind.as_deref().unwrap_or(NOT_MEASURED)
-    );
     let vipd = || r.outages.iter().filter(|row| row.sys == Sys::Vipd);
     let flips: Vec<f64> = vipd().flat_map(|row| row.flip_us.iter().copied()).collect();
     let handoffs: Vec<f64> = vipd()
@@ -294,6 +278,108 @@ fn data_plane(s: &mut String, r: &Results) {
          `last_owned_at_unix_us` − `last_demote_at_unix_us` | {} |",
         median_max(&handoffs, 2)
     );
+}
+
+/// `median (min–max)` of `v` with `decimals`, or [`NOT_MEASURED`].
+fn median_range(v: &[f64], decimals: usize) -> String {
+    if v.is_empty() {
+        return NOT_MEASURED.into();
+    }
+    format!(
+        "{:.decimals$} ({:.decimals$}–{:.decimals$})",
+        median(v),
+        min(v),
+        max(v)
+    )
+}
+
+fn throughput(s: &mut String, tp: &Throughput) {
+    let _ = writeln!(
+        s,
+        "\n## Throughput by ingress mode (iperf3 TCP, client to node 1, {} s per run)\n",
+        tp.secs
+    );
+    let _ = writeln!(
+        s,
+        "{} rounds, after one discarded warm-up run; each runs iperf3 once with nothing attached to node 1's link and once with \
+         vipd in each mode, in an order rotated by one every round. A run's ratio is its \
+         throughput over that of the same round's run without vipd. Node 2 runs vipd (no \
+         `--xdp-mode`) as MASTER of the group throughout, advertising every {:.0} ms; node 1, \
+         the iperf3 server, runs vipd as BACKUP of the group, started before its run and \
+         stopped after it. A run counts as advertisements reaching the daemon when node 1 \
+         stayed BACKUP, its ingress program handed advertisements over \
+         (`pass_carp_to_daemon` + `pass_carp_known_peer`) and its daemon accepted \
+         (`adverts_received`) all that node 2 sent (`adverts_sent`) during the run, less one \
+         at the window's edges. Node 1's link kind (`ip -d link`): {}.\n",
+        tp.rounds,
+        tp.speed.advert_ms(),
+        tp.link_kind
+            .as_deref()
+            .map_or_else(|| NOT_MEASURED.to_owned(), |k| format!("`{k}`"))
+    );
+    let _ = writeln!(
+        s,
+        "| vipd on node 1 | attached as (`vipd status`) | % of without vipd, median (min–max) | \
+         Gbit/s, median (min–max) | runs | advertisements accepted / sent (handed over) | \
+         advertisements reached the daemon |\n|---|---|---|---|---|---|---|"
+    );
+    let without = tp.without_gbps();
+    let reference = match tp.without_spread() {
+        Some((lo, hi)) => format!("100 (reference; its runs {lo:.1}–{hi:.1} % of their median)"),
+        None => NOT_MEASURED.to_owned(),
+    };
+    let _ = writeln!(
+        s,
+        "| none | nothing (checked before each run) | {reference} | {} | {} of {} | | |",
+        median_range(&without, 2),
+        without.len(),
+        tp.without.len()
+    );
+    for mode in XdpMode::ALL {
+        let sum = tp.summary(mode);
+        if sum.runs == 0 {
+            continue;
+        }
+        let mut attached: Vec<String> = sum.attached.iter().map(|m| format!("`{m}`")).collect();
+        if attached.is_empty() {
+            attached.push(NOT_MEASURED.into());
+        }
+        if sum.adopted > 0 {
+            attached.push(format!(
+                "adopted a program left on the link in {} runs",
+                sum.adopted
+            ));
+        }
+        let a = &sum.adverts;
+        let mut adverts = if sum.gbps.is_empty() {
+            NOT_MEASURED.to_owned()
+        } else {
+            format!("{} / {} ({})", a.received, a.sent, a.handed_over)
+        };
+        if a.ring_full > 0 {
+            let _ = write!(adverts, "; {} dropped for a full ring", a.ring_full);
+        }
+        let reached = if sum.failed() {
+            format!(
+                "**failed** in {} of {} runs: {}",
+                sum.failures.len(),
+                sum.runs,
+                sum.failures[0]
+            )
+        } else {
+            "every run".to_owned()
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} of {} | {adverts} | {reached} |",
+            mode.name(),
+            attached.join(", "),
+            median_range(&sum.ratios, 1),
+            median_range(&sum.gbps, 2),
+            sum.ratios.len(),
+            sum.runs
+        );
+    }
 }
 
 fn scale(s: &mut String, r: &Results) {
@@ -337,12 +423,20 @@ fn goals(s: &mut String, judged: &[Judged]) {
             Verdict::NotMeasured => NOT_MEASURED,
         };
         let figure = match &j.measured {
-            Some(m) if !m.value.is_nan() => {
-                let mut parts = vec![format!("{:.d$} {}", m.value, g.unit)];
+            Some(m) => {
+                let mut parts = vec![];
+                if !m.value.is_nan() {
+                    parts.push(format!("{:.d$} {}", m.value, g.unit));
+                }
                 parts.extend(m.facts.iter().cloned());
-                format!(" ({})", parts.join("; "))
+                parts.extend(m.failed.iter().cloned());
+                if parts.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", parts.join("; "))
+                }
             }
-            _ => String::new(),
+            None => String::new(),
         };
         let _ = writeln!(
             s,
@@ -370,7 +464,12 @@ pub fn update_readme(path: &Path, report: &str) -> Result<()> {
     };
     let mut summary = String::from("Latest full run (`bench/results/report.md`):\n");
     for section in report.split("\n## ").skip(1) {
-        let keep = ["Client-visible outage", "False failovers", "Goals"];
+        let keep = [
+            "Client-visible outage",
+            "False failovers",
+            "Throughput by ingress mode",
+            "Goals",
+        ];
         if keep.iter().any(|k| section.starts_with(k)) {
             let _ = write!(summary, "\n#### {}", section.trim_end());
             summary.push('\n');
@@ -385,7 +484,9 @@ pub fn update_readme(path: &Path, report: &str) -> Result<()> {
 mod tests {
     use std::time::Duration;
 
-    use super::super::scenarios::{Case, CpuLoad, Flood, Scale, ScaleSample, Throughput, XdpCost};
+    use super::super::scenarios::{
+        Adverts, Case, CpuLoad, Flood, ModeRun, ModeSample, Scale, ScaleSample, Throughput, XdpCost,
+    };
     use super::super::systems::Failure;
     use super::*;
 
@@ -400,6 +501,49 @@ mod tests {
             owners: vec![1; outage.len()],
             flip_us: flips.to_vec(),
             handoff_ms: handoffs.to_vec(),
+        }
+    }
+
+    fn adverts(sent: u64, received: u64) -> Adverts {
+        Adverts {
+            sent,
+            received,
+            handed_over: received,
+            ring_full: 0,
+            transitions: 0,
+            state_after: "BACKUP".into(),
+        }
+    }
+
+    /// Two rounds at 10 Gbit/s without vipd; by default vipd runs at 95 and 97 % of that.
+    fn throughput(link_kind: Option<&str>) -> Throughput {
+        let mut runs = vec![];
+        for round in 0..2 {
+            for (mode, attached, gbps) in [
+                (XdpMode::Default, "tc", [9.5, 9.7]),
+                (XdpMode::Native, "xdp-native", [3.0, 3.2]),
+                (XdpMode::Generic, "xdp-generic", [9.0, 8.8]),
+                (XdpMode::Tc, "tc", [9.6, 9.9]),
+            ] {
+                runs.push(ModeRun {
+                    mode,
+                    round,
+                    outcome: Ok(ModeSample {
+                        gbps: gbps[round],
+                        attached: Some(attached.into()),
+                        adopted: false,
+                        adverts: adverts(3, 3),
+                    }),
+                });
+            }
+        }
+        Throughput {
+            secs: 3,
+            rounds: 2,
+            link_kind: link_kind.map(str::to_owned),
+            speed: Speed::Normal,
+            without: vec![Ok(10.0), Ok(10.0)],
+            runs,
         }
     }
 
@@ -442,12 +586,7 @@ mod tests {
                 syn_ns: 27.0,
                 advert_ns: 150.0,
             },
-            throughput: Throughput {
-                without: 10.0,
-                native: 3.0,
-                generic: 9.0,
-                link_kind: link_kind.map(str::to_owned),
-            },
+            throughput: throughput(link_kind),
             scale_secs: 15,
             scales: vec![Scale {
                 sys: Sys::Vipd,
@@ -473,7 +612,7 @@ mod tests {
         ] {
             assert!(!text.contains(unmeasured), "{unmeasured:?} in\n{text}");
         }
-        assert!(text.contains("| node 1's link kind (`ip -d link`) | not measured |"));
+        assert!(text.contains("Node 1's link kind (`ip -d link`): not measured."));
         assert!(text.contains("`last_own_flip_us` | not measured |"));
         assert!(text.contains("keepalived (version not measured)"));
         assert!(text.contains("| vipd | 3 | 20.0 | not measured |"));
@@ -508,10 +647,59 @@ mod tests {
             )
         );
         assert!(text.contains("| vipd | 3 | 20.0 | 100 (61) of 2 CPUs |"));
-        assert!(text.contains("| node 1's link kind (`ip -d link`) | veth |"));
+        assert!(text.contains("Node 1's link kind (`ip -d link`): `veth`."));
         assert!(text.contains("link kind `veth`"));
         assert!(text.contains("`last_own_flip_us` | 12.0 / 12.0 (of 2) |"));
         assert!(text.contains("`last_demote_at_unix_us` | 0.30 / 0.30 (of 2) |"));
+    }
+
+    #[test]
+    fn every_mode_is_reported_side_by_side_and_the_default_is_judged() {
+        let text = render(&results(None, Some("veth")));
+        assert!(text.contains(
+            "| none | nothing (checked before each run) | 100 (reference; its runs 100.0–100.0 % of their median) | 10.00 (10.00–10.00) | 2 of 2 | | |"
+        ));
+        assert!(text.contains(
+            "| default (no `--xdp-mode`) | `tc` | 97.0 (95.0–97.0) | 9.70 (9.50–9.70) | 2 of 2 | 6 / 6 (6) | every run |"
+        ));
+        assert!(text.contains("| `--xdp-mode native` | `xdp-native` | 32.0 (30.0–32.0) |"));
+        assert!(text.contains("| `--xdp-mode generic` | `xdp-generic` | 90.0 (88.0–90.0) |"));
+        assert!(text.contains("| `--xdp-mode tc` | `tc` | 99.0 (96.0–99.0) |"));
+        assert!(text.contains(
+            "- iperf3 throughput with vipd as started by default (no `--xdp-mode`), of that \
+             without vipd ≥ 98.0 %: **missed** (97.0 %; median of 2 runs, 95.0–97.0 %; attached \
+             as `tc` (`vipd status`); runs without vipd 100.0–100.0 % of their median; link \
+             kind `veth`; advertisements reached the daemon in every run (6 accepted of 6 \
+             sent))."
+        ));
+        assert!(!text.contains("native XDP (its default)"));
+    }
+
+    #[test]
+    fn a_mode_whose_advertisements_stopped_is_a_failed_row_and_a_missed_goal() {
+        let mut r = results(None, Some("veth"));
+        for run in &mut r.throughput.runs {
+            if let Ok(s) = &mut run.outcome {
+                s.gbps = 10.0;
+                if run.mode == XdpMode::Default && run.round == 1 {
+                    s.adverts = adverts(3, 0);
+                }
+            }
+        }
+        r.throughput.runs[2].outcome = Err("vipd on node 1 did not settle as BACKUP".into());
+        let text = render(&r);
+        assert!(text.contains(
+            "| default (no `--xdp-mode`) | `tc` | 100.0 (100.0–100.0) | 10.00 (10.00–10.00) | 2 of 2 | 3 / 6 (3) | **failed** in 1 of 2 runs: no advertisement reached the daemon (0 accepted, 0 handed over, 3 sent) |"
+        ));
+        assert!(text.contains(
+            "| `--xdp-mode generic` | `xdp-generic` | 100.0 (100.0–100.0) | 10.00 (10.00–10.00) | 1 of 2 | 3 / 3 (3) | **failed** in 1 of 2 runs: vipd on node 1 did not settle as BACKUP |"
+        ));
+        assert!(text.contains(
+            "of that without vipd ≥ 98.0 %: **missed** (100.0 %; median of 2 runs, 100.0–100.0 %; \
+             attached as `tc` (`vipd status`); runs without vipd 100.0–100.0 % of their median; \
+             link kind `veth`; failed in 1 of 2 runs: no \
+             advertisement reached the daemon (0 accepted, 0 handed over, 3 sent))."
+        ));
     }
 
     #[test]
@@ -534,7 +722,7 @@ mod tests {
             format!("intro\n{SUMMARY_BEGIN}\nold table\n{SUMMARY_END}\nlayout\n"),
         )
         .unwrap();
-        let report = "# vipd benchmark report\n\nintro\n\n## Client-visible outage (ms)\n\n| a |\n\n## Data plane\n\n| x |\n\n## Goals\n\n- met\n";
+        let report = "# vipd benchmark report\n\nintro\n\n## Client-visible outage (ms)\n\n| a |\n\n## Data plane\n\n| x |\n\n## Throughput by ingress mode (s)\n\n| t |\n\n## Goals\n\n- met\n";
         update_readme(&path, report).unwrap();
         update_readme(&path, report).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
@@ -543,5 +731,6 @@ mod tests {
         assert!(!text.contains("old table") && !text.contains("Data plane"));
         assert_eq!(text.matches("#### Client-visible outage (ms)").count(), 1);
         assert!(text.contains("| a |") && text.contains("#### Goals\n\n- met\n"));
+        assert!(text.contains("#### Throughput by ingress mode (s)\n\n| t |\n"));
     }
 }

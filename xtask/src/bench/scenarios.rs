@@ -5,11 +5,12 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use vipd_tests::{Lab, VIP};
+use vipd_tests::{Host, Lab, VIP};
 
-use super::stats::median;
+use super::stats::{max, median, min};
 use super::systems::{
-    self, Failure, Running, SYSTEMS, Speed, Sys, VipdGroup, now_unix_us, vipd_status,
+    self, Failure, Running, SYSTEMS, Speed, Sys, VipdGroup, VipdStatus, XdpMode, now_unix_us,
+    vipd_status,
 };
 
 /// Prints a progress line with the time since the run started.
@@ -527,22 +528,323 @@ fn iperf(lab: &Lab, secs: u32) -> Result<f64> {
     Ok(v / 1e9)
 }
 
-/// iperf3 to node 1 while vipd runs there (attached with `--xdp-mode mode`, MASTER of a
-/// group), then stops it.
-fn iperf_with_vipd(lab: &mut Lab, secs: u32, mode: &str) -> Result<f64> {
-    let pid = systems::start_vipd_master(lab, mode)?;
-    let gbps = iperf(lab, secs);
-    lab.signal(pid, libc::SIGTERM, Duration::from_secs(10));
-    gbps
+/// Where a throughput run stands in its round: the run without vipd, or vipd in a mode.
+pub type Unit = Option<XdpMode>;
+
+/// The runs of round `round`: once without vipd and once in each mode, in an order
+/// rotated by one every round, so that the machine's drift falls on every mode alike.
+pub fn round_order(round: usize) -> Vec<Unit> {
+    let mut order: Vec<Unit> = std::iter::once(None)
+        .chain(XdpMode::ALL.map(Some))
+        .collect();
+    let n = order.len();
+    order.rotate_left(round % n);
+    order
 }
 
-/// Median iperf3 Gbit/s without vipd, with vipd in native XDP mode, with generic mode.
+/// What the master's advertisements did on node 1 (vipd as BACKUP) while iperf3 ran.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Adverts {
+    /// Sent by the master, node 2 (its `adverts_sent`).
+    pub sent: u64,
+    /// Accepted by node 1's daemon (its `adverts_received`).
+    pub received: u64,
+    /// Handed to node 1's daemon by its ingress program (`pass_carp_to_daemon` +
+    /// `pass_carp_known_peer`).
+    pub handed_over: u64,
+    /// Dropped by node 1's ingress program for a full ring (`drop_carp_ring_full` +
+    /// `drop_carp_peer_ring_full`).
+    pub ring_full: u64,
+    /// Node 1's transitions.
+    pub transitions: u64,
+    /// Node 1's state after the run.
+    pub state_after: String,
+}
+
+const HANDED_OVER: [&str; 2] = ["pass_carp_to_daemon", "pass_carp_known_peer"];
+const RING_FULL: [&str; 2] = ["drop_carp_ring_full", "drop_carp_peer_ring_full"];
+
+impl Adverts {
+    /// From node 1's and node 2's status before and after the run.
+    fn between(
+        node1: (&VipdStatus, &VipdStatus),
+        node2: (&VipdStatus, &VipdStatus),
+    ) -> Result<Adverts> {
+        let group = |s: &'_ VipdStatus| s.group(1).cloned().context("group 1 missing");
+        let (b1, a1, b2, a2) = (
+            group(node1.0)?,
+            group(node1.1)?,
+            group(node2.0)?,
+            group(node2.1)?,
+        );
+        let grew = |reasons: &[&str]| {
+            node1
+                .1
+                .xdp_sum(reasons)
+                .saturating_sub(node1.0.xdp_sum(reasons))
+        };
+        Ok(Adverts {
+            sent: a2.adverts_sent.saturating_sub(b2.adverts_sent),
+            received: a1.adverts_received.saturating_sub(b1.adverts_received),
+            handed_over: grew(&HANDED_OVER),
+            ring_full: grew(&RING_FULL),
+            transitions: a1.transitions.saturating_sub(b1.transitions),
+            state_after: a1.state,
+        })
+    }
+
+    /// Why advertisements did not keep reaching node 1's daemon; `None` when they did: it
+    /// stayed BACKUP, its program handed advertisements over, and its daemon accepted
+    /// every one the master sent (but one, which may cross either edge of the window).
+    pub fn failure(&self) -> Option<String> {
+        if self.transitions > 0 || self.state_after != "BACKUP" {
+            Some(format!(
+                "node 1 left BACKUP ({} after {} transition{}; {} of {} advertisements accepted)",
+                self.state_after,
+                self.transitions,
+                if self.transitions == 1 { "" } else { "s" },
+                self.received,
+                self.sent
+            ))
+        } else if self.received == 0 || self.handed_over == 0 {
+            Some(format!(
+                "no advertisement reached the daemon ({} accepted, {} handed over, {} sent)",
+                self.received, self.handed_over, self.sent
+            ))
+        } else if self.received + 1 < self.sent {
+            Some(format!(
+                "the daemon accepted {} of {} advertisements",
+                self.received, self.sent
+            ))
+        } else {
+            None
+        }
+    }
+}
+
+/// One iperf3 run with vipd on node 1's link.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModeSample {
+    pub gbps: f64,
+    /// How `vipd status` said the program was attached to eth0.
+    pub attached: Option<String>,
+    /// Whether vipd reported adopting a program left on the link.
+    pub adopted: bool,
+    pub adverts: Adverts,
+}
+
+/// A run with vipd in `mode`, in round `round`, or why it failed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModeRun {
+    pub mode: XdpMode,
+    pub round: usize,
+    pub outcome: Result<ModeSample, String>,
+}
+
+/// The throughput runs: per round, iperf3 once without vipd and once with vipd in each
+/// mode, in [`round_order`].
+#[derive(Clone, Debug, PartialEq)]
 pub struct Throughput {
-    pub without: f64,
-    pub native: f64,
-    pub generic: f64,
+    /// Seconds per iperf3 run.
+    pub secs: u32,
+    pub rounds: usize,
     /// The kind of node 1's link as `ip -d link` reports it (`veth`, ...).
     pub link_kind: Option<String>,
+    /// Node 2's advertisement timing (it is MASTER; node 1 BACKUP).
+    pub speed: Speed,
+    /// Per round: Gbit/s without vipd, or why that run failed.
+    pub without: Vec<Result<f64, String>>,
+    pub runs: Vec<ModeRun>,
+}
+
+/// One mode's runs, summarized.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModeSummary {
+    pub mode: XdpMode,
+    /// Runs attempted.
+    pub runs: usize,
+    /// Percent of the same round's throughput without vipd, per run that measured both.
+    pub ratios: Vec<f64>,
+    pub gbps: Vec<f64>,
+    /// How `vipd status` said the program was attached, each once, in the order seen.
+    pub attached: Vec<String>,
+    /// Runs in which vipd adopted a program left on the link.
+    pub adopted: usize,
+    /// Advertisements over all measured runs.
+    pub adverts: Adverts,
+    /// Why runs failed: vipd not running as asked, or advertisements not reaching it.
+    pub failures: Vec<String>,
+}
+
+impl ModeSummary {
+    /// The row's verdict on advertisements: failed when any run failed.
+    pub fn failed(&self) -> bool {
+        !self.failures.is_empty()
+    }
+}
+
+impl Throughput {
+    /// Gbit/s of the runs without vipd that succeeded.
+    pub fn without_gbps(&self) -> Vec<f64> {
+        self.without
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .copied()
+            .collect()
+    }
+
+    /// The slowest and fastest run without vipd, in percent of their median: how far
+    /// apart runs of one setting fell on this machine.
+    pub fn without_spread(&self) -> Option<(f64, f64)> {
+        let v = self.without_gbps();
+        let m = median(&v);
+        (m > 0.0).then(|| (min(&v) / m * 100.0, max(&v) / m * 100.0))
+    }
+
+    pub fn summary(&self, mode: XdpMode) -> ModeSummary {
+        let mut sum = ModeSummary {
+            mode,
+            runs: 0,
+            ratios: vec![],
+            gbps: vec![],
+            attached: vec![],
+            adopted: 0,
+            adverts: Adverts {
+                sent: 0,
+                received: 0,
+                handed_over: 0,
+                ring_full: 0,
+                transitions: 0,
+                state_after: String::new(),
+            },
+            failures: vec![],
+        };
+        for run in self.runs.iter().filter(|r| r.mode == mode) {
+            sum.runs += 1;
+            let s = match &run.outcome {
+                Ok(s) => s,
+                Err(e) => {
+                    sum.failures.push(e.clone());
+                    continue;
+                }
+            };
+            sum.gbps.push(s.gbps);
+            if let Some(Ok(without)) = self.without.get(run.round)
+                && *without > 0.0
+            {
+                sum.ratios.push(s.gbps / without * 100.0);
+            }
+            if let Some(a) = &s.attached
+                && !sum.attached.contains(a)
+            {
+                sum.attached.push(a.clone());
+            }
+            sum.adopted += usize::from(s.adopted);
+            let (t, a) = (&mut sum.adverts, &s.adverts);
+            t.sent += a.sent;
+            t.received += a.received;
+            t.handed_over += a.handed_over;
+            t.ring_full += a.ring_full;
+            t.transitions += a.transitions;
+            sum.failures.extend(a.failure());
+        }
+        sum
+    }
+}
+
+/// What is attached to `host`'s eth0: XDP (any mode) and TC filters on either direction.
+fn attached_programs(host: &Host) -> Result<Vec<String>> {
+    let mut found = vec![];
+    let link: serde_json::Value = serde_json::from_str(&host.ok("ip -d -j link show dev eth0")?)?;
+    if link.get(0).and_then(|l| l.get("xdp")).is_some() {
+        found.push("XDP".to_owned());
+    }
+    for dir in ["ingress", "egress"] {
+        let filters = host.ok(&format!("tc -j filter show dev eth0 {dir}"))?;
+        if tc_filters(&filters) > 0 {
+            found.push(format!("TC {dir}"));
+        }
+    }
+    Ok(found)
+}
+
+/// How many entries `tc -j filter show` printed.
+fn tc_filters(json: &str) -> usize {
+    serde_json::from_str::<Vec<serde_json::Value>>(json.trim()).map_or(0, |v| v.len())
+}
+
+/// Detaches whatever is left on `host`'s eth0.
+fn detach_all(host: &Host) {
+    let _ = host.sh(
+        "ip link set dev eth0 xdp off; ip link set dev eth0 xdpgeneric off; \
+         tc qdisc del dev eth0 clsact",
+    );
+}
+
+/// The last lines of node `i`'s vipd log, for an error message.
+fn log_tail(lab: &Lab, i: usize) -> String {
+    let text = lab.log_text(i);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(5)..].join("\n")
+}
+
+/// iperf3 to node 1 while vipd runs there as BACKUP in `mode` (node 2 stays MASTER), then
+/// stops it. Fails when vipd did not settle, stop, or take its programs along.
+fn iperf_with_vipd(lab: &mut Lab, secs: u32, speed: Speed, mode: XdpMode) -> Result<ModeSample> {
+    let pid = systems::start_vipd_in_mode(lab, 0, speed, false, mode)?;
+    let sample = sample_with_vipd(lab, secs);
+    if !lab.signal(pid, libc::SIGTERM, Duration::from_secs(10)) {
+        lab.signal(pid, libc::SIGKILL, Duration::from_secs(5));
+        bail!("vipd on node 1 did not stop within 10 s of SIGTERM");
+    }
+    let sample = sample?;
+    let left = attached_programs(&lab.nodes[0])?;
+    if !left.is_empty() {
+        detach_all(&lab.nodes[0]);
+        bail!(
+            "vipd left {} attached after SIGTERM (detached by the benchmark)",
+            left.join(", ")
+        );
+    }
+    Ok(sample)
+}
+
+fn sample_with_vipd(lab: &Lab, secs: u32) -> Result<ModeSample> {
+    // BACKUP, and the master's advertisements accepted, before the window opens.
+    let settled = Lab::wait_for(Duration::from_secs(10), || {
+        vipd_status(lab, 0).is_ok_and(|s| {
+            s.group(1)
+                .is_some_and(|g| g.state == "BACKUP" && g.adverts_received > 0)
+        })
+    });
+    if !settled {
+        bail!(
+            "vipd on node 1 did not settle as BACKUP hearing node 2: {}",
+            log_tail(lab, 0)
+        );
+    }
+    let before1 = vipd_status(lab, 0)?;
+    let before2 = vipd_status(lab, 1)?;
+    let gbps = iperf(lab, secs)?;
+    let after2 = vipd_status(lab, 1)?;
+    let after1 = vipd_status(lab, 0)?;
+    let adverts = Adverts::between((&before1, &after1), (&before2, &after2))?;
+    let eth0 = after1.interface("eth0");
+    Ok(ModeSample {
+        gbps,
+        attached: eth0.map(|i| i.mode.clone()),
+        adopted: eth0.is_some_and(|i| i.adopted),
+        adverts,
+    })
+}
+
+/// iperf3 to node 1 with nothing attached to its link.
+fn iperf_without_vipd(lab: &Lab, secs: u32) -> Result<f64> {
+    let left = attached_programs(&lab.nodes[0])?;
+    if !left.is_empty() {
+        bail!("{} attached to node 1's link without vipd", left.join(", "));
+    }
+    iperf(lab, secs)
 }
 
 /// The `linkinfo.info_kind` of the first link in `ip -d -j link show` output.
@@ -556,27 +858,78 @@ fn link_kind(json: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-pub fn throughput(secs: u32, reps: usize) -> Result<Throughput> {
-    let mut lab = Lab::new("iperf", 1)?;
+/// iperf3 from the client to node 1, `secs` per run, over `rounds` rounds: node 2 runs vipd
+/// as MASTER of the group throughout; node 1 runs none, or vipd as BACKUP in each mode.
+pub fn throughput(secs: u32, rounds: usize, clock: &Instant) -> Result<Throughput> {
+    let speed = Speed::Normal;
+    let mut lab = Lab::new("iperf", 2)?;
     let kind = lab.nodes[0]
         .ok("ip -d -j link show dev eth0")
         .ok()
         .and_then(|j| link_kind(&j));
+    systems::start_vipd_in_mode(&mut lab, 1, speed, true, XdpMode::Default)?;
+    if !lab.wait_state(1, 1, "MASTER", Duration::from_secs(10)) {
+        bail!(
+            "vipd on node 2 did not become MASTER: {}",
+            log_tail(&lab, 1)
+        );
+    }
     lab.nodes[0].ok("iperf3 -s -D")?;
     std::thread::sleep(Duration::from_millis(300));
-    let (mut without, mut native, mut generic) = (Vec::new(), Vec::new(), Vec::new());
-    // Interleaved, so that drift of the machine hits all three alike.
-    for _ in 0..reps {
-        without.push(iperf(&lab, secs)?);
-        native.push(iperf_with_vipd(&mut lab, secs, "native")?);
-        generic.push(iperf_with_vipd(&mut lab, secs, "generic")?);
-    }
-    Ok(Throughput {
-        without: median(&without),
-        native: median(&native),
-        generic: median(&generic),
+    // Discarded: the first connection of a fresh lab resolves neighbours and warms caches.
+    iperf(&lab, 1)?;
+    let mut tp = Throughput {
+        secs,
+        rounds,
         link_kind: kind,
-    })
+        speed,
+        without: vec![],
+        runs: vec![],
+    };
+    for round in 0..rounds {
+        let mut without = Err("not run".to_owned());
+        for unit in round_order(round) {
+            let what = unit.map_or("without vipd", XdpMode::name);
+            progress(
+                clock,
+                &format!("iperf3 round {}/{rounds}: {what}", round + 1),
+            );
+            match unit {
+                None => {
+                    without = iperf_without_vipd(&lab, secs).map_err(|e| format!("{e:#}"));
+                    match &without {
+                        Ok(gbps) => eprintln!("    {gbps:.2} Gbit/s"),
+                        Err(e) => eprintln!("    failed: {e}"),
+                    }
+                }
+                Some(mode) => {
+                    let outcome =
+                        iperf_with_vipd(&mut lab, secs, speed, mode).map_err(|e| format!("{e:#}"));
+                    match &outcome {
+                        Err(e) => eprintln!("    failed: {e}"),
+                        Ok(s) => eprintln!(
+                            "    {:.2} Gbit/s, attached as {}, {} of {} advertisements accepted{}",
+                            s.gbps,
+                            s.attached.as_deref().unwrap_or("(not reported)"),
+                            s.adverts.received,
+                            s.adverts.sent,
+                            s.adverts
+                                .failure()
+                                .map(|e| format!(": {e}"))
+                                .unwrap_or_default()
+                        ),
+                    }
+                    tp.runs.push(ModeRun {
+                        mode,
+                        round,
+                        outcome,
+                    });
+                }
+            }
+        }
+        tp.without.push(without);
+    }
+    Ok(tp)
 }
 
 #[cfg(test)]
@@ -586,7 +939,10 @@ mod tests {
     fn group(owned: Option<u64>, flip: Option<f64>, demote: Option<u64>) -> VipdGroup {
         VipdGroup {
             vhid: 1,
+            state: "MASTER".into(),
             transitions: 1,
+            adverts_sent: 0,
+            adverts_received: 0,
             worst_advert_delay_us: None,
             last_owned_at_unix_us: owned,
             last_own_flip_us: flip,
@@ -660,6 +1016,128 @@ mod tests {
         assert_eq!(link_kind(json).as_deref(), Some("veth"));
         assert_eq!(link_kind(r#"[{"ifindex":2,"ifname":"eth0"}]"#), None);
         assert_eq!(link_kind("not json"), None);
+    }
+
+    #[test]
+    fn every_round_runs_each_unit_once_and_the_order_rotates() {
+        let units = round_order(0);
+        assert_eq!(units.len(), 1 + XdpMode::ALL.len());
+        assert_eq!(units[0], None);
+        for round in 0..units.len() {
+            let order = round_order(round);
+            assert!(units.iter().all(|u| order.contains(u)));
+            // Over as many rounds as units, each unit takes each place once.
+            for (place, unit) in units.iter().enumerate() {
+                assert_eq!(order[(place + units.len() - round) % units.len()], *unit);
+            }
+        }
+        assert_eq!(round_order(units.len()), units);
+    }
+
+    fn adverts(sent: u64, received: u64, handed_over: u64) -> Adverts {
+        Adverts {
+            sent,
+            received,
+            handed_over,
+            ring_full: 0,
+            transitions: 0,
+            state_after: "BACKUP".into(),
+        }
+    }
+
+    #[test]
+    fn advertisements_must_keep_reaching_the_daemon() {
+        assert_eq!(adverts(10, 10, 10).failure(), None);
+        // One may cross either edge of the window.
+        assert_eq!(adverts(10, 9, 9).failure(), None);
+        assert_eq!(adverts(3, 4, 4).failure(), None);
+        assert!(
+            adverts(10, 5, 5)
+                .failure()
+                .unwrap()
+                .contains("accepted 5 of 10")
+        );
+        assert!(
+            adverts(1, 0, 0)
+                .failure()
+                .unwrap()
+                .contains("no advertisement reached the daemon")
+        );
+        // Accepted, but not through the ingress program's hand-over.
+        assert!(adverts(3, 3, 0).failure().is_some());
+        let left = Adverts {
+            transitions: 1,
+            state_after: "MASTER".into(),
+            ..adverts(0, 0, 0)
+        };
+        assert!(left.failure().unwrap().contains("left BACKUP"));
+    }
+
+    #[test]
+    fn ratios_are_taken_against_the_same_rounds_run_without_vipd() {
+        let sample = |gbps, attached: &str, a| {
+            Ok(ModeSample {
+                gbps,
+                attached: Some(attached.into()),
+                adopted: false,
+                adverts: a,
+            })
+        };
+        let run = |mode, round, outcome| ModeRun {
+            mode,
+            round,
+            outcome,
+        };
+        let tp = Throughput {
+            secs: 3,
+            rounds: 3,
+            link_kind: Some("veth".into()),
+            speed: Speed::Normal,
+            without: vec![Ok(10.0), Ok(20.0), Err("iperf3 failed".into())],
+            runs: vec![
+                run(XdpMode::Default, 0, sample(9.9, "tc", adverts(3, 3, 3))),
+                run(XdpMode::Default, 1, sample(19.0, "tc", adverts(3, 3, 3))),
+                run(XdpMode::Default, 2, sample(5.0, "tc", adverts(3, 3, 3))),
+                run(
+                    XdpMode::Native,
+                    0,
+                    sample(2.5, "xdp-native", adverts(3, 3, 3)),
+                ),
+                run(
+                    XdpMode::Native,
+                    1,
+                    sample(5.0, "xdp-generic", adverts(3, 0, 0)),
+                ),
+                run(XdpMode::Native, 2, Err("vipd did not start".into())),
+            ],
+        };
+        assert_eq!(tp.without_gbps(), [10.0, 20.0]);
+        assert_eq!(tp.without_spread(), Some((50.0, 100.0)));
+        let d = tp.summary(XdpMode::Default);
+        assert_eq!((d.runs, d.gbps.len()), (3, 3));
+        assert_eq!(d.ratios, [99.0, 95.0]);
+        assert_eq!(d.attached, ["tc"]);
+        assert_eq!((d.adverts.sent, d.adverts.received), (9, 9));
+        assert!(!d.failed());
+        let n = tp.summary(XdpMode::Native);
+        assert_eq!(n.ratios, [25.0, 25.0]);
+        assert_eq!(n.attached, ["xdp-native", "xdp-generic"]);
+        assert_eq!(n.failures.len(), 2);
+        assert!(n.failed());
+        let g = tp.summary(XdpMode::Generic);
+        assert_eq!((g.runs, g.ratios.len(), g.failed()), (0, 0, false));
+    }
+
+    #[test]
+    fn tc_filters_are_counted_from_tc_json() {
+        assert_eq!(tc_filters("[]\n"), 0);
+        assert_eq!(tc_filters(""), 0);
+        assert_eq!(
+            tc_filters(
+                r#"[{"protocol":"all","pref":49152,"kind":"bpf"},{"protocol":"all","pref":49152,"kind":"bpf","options":{}}]"#
+            ),
+            2
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use vipd_tests::{Lab, SUBNET_PREFIX, VIP, node_addr};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -373,45 +373,101 @@ pub fn start_groups(lab: &mut Lab, sys: Sys, groups: u32) -> Result<()> {
     Ok(())
 }
 
-/// Starts vipd as MASTER of one group on node 0, attached with `--xdp-mode mode`, and
-/// returns its pid.
-pub fn start_vipd_master(lab: &mut Lab, mode: &str) -> Result<u32> {
-    lab.start_vipd(
-        0,
-        &[
-            "--xdp-mode",
-            mode,
-            "-i",
-            "eth0",
-            "-s",
-            "10.0.0.1",
-            "-v",
-            "1",
-            "-p",
-            "secret",
-            "-a",
-            "10.0.0.100/24",
-        ],
-    )?;
-    if !lab.wait_state(0, 1, "MASTER", Duration::from_secs(10)) {
-        bail!("vipd did not start: {}", lab.log_text(0));
+/// How vipd's ingress program is attached, as the benchmark chooses it: `Default` passes no
+/// `--xdp-mode` flag, so vipd picks by itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XdpMode {
+    Default,
+    Native,
+    Generic,
+    Tc,
+}
+
+impl XdpMode {
+    pub const ALL: [XdpMode; 4] = [
+        XdpMode::Default,
+        XdpMode::Native,
+        XdpMode::Generic,
+        XdpMode::Tc,
+    ];
+
+    /// The flags that select this mode.
+    pub fn flags(self) -> &'static [&'static str] {
+        match self {
+            XdpMode::Default => &[],
+            XdpMode::Native => &["--xdp-mode", "native"],
+            XdpMode::Generic => &["--xdp-mode", "generic"],
+            XdpMode::Tc => &["--xdp-mode", "tc"],
+        }
     }
-    Ok(vipd_status(lab, 0)?.pid)
+
+    /// How the report names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            XdpMode::Default => "default (no `--xdp-mode`)",
+            XdpMode::Native => "`--xdp-mode native`",
+            XdpMode::Generic => "`--xdp-mode generic`",
+            XdpMode::Tc => "`--xdp-mode tc`",
+        }
+    }
+}
+
+/// Starts vipd on node `i` in group 1 at `speed`, with the master's or the backup's
+/// advskew, its ingress program attached as `mode` selects; returns its pid.
+pub fn start_vipd_in_mode(
+    lab: &mut Lab,
+    i: usize,
+    speed: Speed,
+    master: bool,
+    mode: XdpMode,
+) -> Result<u32> {
+    let (advbase, advskew) = speed.carp(master);
+    let (b, k) = (advbase.to_string(), advskew.to_string());
+    let src = node_addr(i + 1).to_string();
+    let vip = format!("{VIP}/{SUBNET_PREFIX}");
+    let mut args = mode.flags().to_vec();
+    args.extend([
+        "-i", "eth0", "-s", &src, "-v", "1", "-p", "secret", "-a", &vip, "-b", &b, "-k", &k,
+    ]);
+    lab.start_vipd(i, &args)
 }
 
 /// The part of `vipd status --json` the benchmark reads. Timing fields a daemon does not
 /// report read as `None`.
 #[derive(Clone, Debug, serde::Deserialize)]
 pub struct VipdStatus {
-    pub pid: u32,
     pub groups: Vec<VipdGroup>,
+    /// The ingress program's counters: (reason, packets).
+    #[serde(default)]
+    pub xdp: Vec<(String, u64)>,
+    /// How the ingress program is attached to each interface.
+    #[serde(default)]
+    pub interfaces: Vec<VipdInterface>,
+}
+
+/// One interface of [`VipdStatus`].
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct VipdInterface {
+    pub name: String,
+    /// "xdp-native", "xdp-generic" or "tc".
+    pub mode: String,
+    /// The program of an earlier vipd was found there and replaced in place.
+    #[serde(default)]
+    pub adopted: bool,
 }
 
 /// One group of [`VipdStatus`].
 #[derive(Clone, Debug, serde::Deserialize)]
 pub struct VipdGroup {
     pub vhid: u8,
+    #[serde(default)]
+    pub state: String,
     pub transitions: u64,
+    #[serde(default)]
+    pub adverts_sent: u64,
+    /// Advertisements the daemon accepted.
+    #[serde(default)]
+    pub adverts_received: u64,
     /// Longest an advertisement was sent after its due time, in µs.
     #[serde(default)]
     pub worst_advert_delay_us: Option<u64>,
@@ -434,6 +490,19 @@ impl VipdStatus {
 
     pub fn group(&self, vhid: u8) -> Option<&VipdGroup> {
         self.groups.iter().find(|g| g.vhid == vhid)
+    }
+
+    /// The sum of the ingress program's counters named `reasons`.
+    pub fn xdp_sum(&self, reasons: &[&str]) -> u64 {
+        self.xdp
+            .iter()
+            .filter(|(r, _)| reasons.contains(&r.as_str()))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    pub fn interface(&self, name: &str) -> Option<&VipdInterface> {
+        self.interfaces.iter().find(|i| i.name == name)
     }
 }
 
@@ -461,14 +530,39 @@ mod tests {
             "transitions":2,"worst_advert_delay_us":120,"rejected":[]}],"xdp":[]}"#;
         let s = VipdStatus::parse(old).unwrap();
         let g = s.group(1).unwrap();
-        assert_eq!(
-            (s.pid, g.transitions, g.worst_advert_delay_us),
-            (7, 2, Some(120))
-        );
+        assert_eq!((g.transitions, g.worst_advert_delay_us), (2, Some(120)));
         assert_eq!(g.last_owned_at_unix_us, None);
         assert_eq!(g.last_own_flip_us, None);
         assert_eq!(g.last_demote_at_unix_us, None);
         assert!(s.group(2).is_none());
+        assert!(s.interfaces.is_empty() && s.interface("eth0").is_none());
+        assert_eq!(s.xdp_sum(&["pass_carp_to_daemon"]), 0);
+    }
+
+    #[test]
+    fn status_counters_and_interfaces_are_read() {
+        let json = r#"{"pid":7,"groups":[{"vhid":1,"state":"BACKUP","transitions":1,
+            "adverts_sent":0,"adverts_received":12}],
+            "xdp":[["pass_carp_to_daemon",2],["pass_carp_known_peer",10],["pass_other",99]],
+            "interfaces":[{"name":"eth0","ifindex":2,"mode":"tc","adopted":false}]}"#;
+        let s = VipdStatus::parse(json).unwrap();
+        let g = s.group(1).unwrap();
+        assert_eq!((g.state.as_str(), g.adverts_received), ("BACKUP", 12));
+        assert_eq!(
+            s.xdp_sum(&["pass_carp_to_daemon", "pass_carp_known_peer"]),
+            12
+        );
+        let i = s.interface("eth0").unwrap();
+        assert_eq!((i.mode.as_str(), i.adopted), ("tc", false));
+    }
+
+    #[test]
+    fn only_the_default_mode_passes_no_flag() {
+        for mode in XdpMode::ALL {
+            assert_eq!(mode.flags().is_empty(), mode == XdpMode::Default);
+            assert!(!mode.name().is_empty());
+        }
+        assert_eq!(XdpMode::Tc.flags(), ["--xdp-mode", "tc"]);
     }
 
     #[test]
