@@ -183,3 +183,19 @@ fn full_coverage_refuses_rewritten_timing_and_senders_outright() {
     assert_eq!(lab.state(1, 1), "BACKUP");
     assert_eq!(lab.arp_owners(VIP, 2), vec![lab.nodes[0].mac()]);
 }
+
+#[test]
+fn a_source_address_the_interface_does_not_have_is_refused() {
+    let lab = Lab::new("srcip", 1).unwrap();
+    let mut flags = lab.ucarp_flags(0, 0, &[]);
+    let s = flags.iter().position(|f| f == "-s").unwrap();
+    flags[s + 1] = "10.0.0.77".into();
+    let out = lab.nodes[0]
+        .cmd(vipd_tests::vipd_bin())
+        .args(&flags)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("10.0.0.77 is not an address of eth0"), "{err}");
+}

@@ -97,6 +97,9 @@ pub struct GroupStatus {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Status {
+    /// The version of this schema: fields are only ever added within a version.
+    #[serde(default = "schema_version")]
+    pub schema: u32,
     pub pid: u32,
     pub groups: Vec<GroupStatus>,
     /// XDP/TC per-reason counters, summed over CPUs.
@@ -183,6 +186,13 @@ impl Default for Limits {
 pub struct Pending {
     pub request: Request,
     pub reply: oneshot::Sender<Reply>,
+}
+
+/// The version of `vipd status --json`'s schema.
+pub const SCHEMA_VERSION: u32 = 1;
+
+fn schema_version() -> u32 {
+    SCHEMA_VERSION
 }
 
 /// One tracker in `vipd status`.
@@ -704,6 +714,7 @@ mod tests {
 
     fn status() -> Status {
         Status {
+            schema: crate::control::SCHEMA_VERSION,
             pid: 42,
             groups: vec![group()],
             xdp: vec![],

@@ -268,6 +268,7 @@ impl<E: Effects> Daemon<E> {
                 .ok()
         };
         Status {
+            schema: crate::control::SCHEMA_VERSION,
             pid: std::process::id(),
             groups: self
                 .members
@@ -367,6 +368,35 @@ pub async fn build(config: Config, opts: &Options) -> Result<Daemon<Kernel>> {
             links.insert(g.interface.clone(), link);
         }
     }
+    // Every group's source address, checked before the data plane is touched.
+    let mut sources = HashMap::new();
+    for g in &config.groups {
+        let link = &links[&g.interface];
+        let vip_addrs: Vec<Ipv4Addr> = g.vips.iter().map(|v| v.addr).collect();
+        let src = match g.srcip {
+            Some(s) => {
+                // Advertisements must come from the node's own address on that link: peers
+                // tell the master by it, and replies to it must reach this node.
+                if !nl.configured(link.index).await?.contains(&s) {
+                    bail!(
+                        "srcip (-s) {s} is not an address of {}: give one of its own addresses",
+                        g.interface
+                    );
+                }
+                s
+            }
+            None => nl
+                .primary_v4(link.index, &vip_addrs)
+                .await?
+                .with_context(|| {
+                    format!(
+                        "{} has no IPv4 address to advertise from; give srcip (-s)",
+                        g.interface
+                    )
+                })?,
+        };
+        sources.insert((g.interface.clone(), g.vhid), src);
+    }
     let indexes: Vec<u32> = links.values().map(|l| l.index).collect();
     let mut dp = Dataplane::load(&opts.bpffs_dir, &indexes).context("loading the XDP program")?;
     let index = |name: &str| links[name].index;
@@ -419,18 +449,7 @@ pub async fn build(config: Config, opts: &Options) -> Result<Daemon<Kernel>> {
     for g in config.groups {
         let link = &links[&g.interface];
         let vip_addrs: Vec<Ipv4Addr> = g.vips.iter().map(|v| v.addr).collect();
-        let src = match g.srcip {
-            Some(s) => s,
-            None => nl
-                .primary_v4(link.index, &vip_addrs)
-                .await?
-                .with_context(|| {
-                    format!(
-                        "{} has no IPv4 address to advertise from; give srcip (-s)",
-                        g.interface
-                    )
-                })?,
-        };
+        let src = sources[&(g.interface.clone(), g.vhid)];
         let params = Params {
             vhid: g.vhid,
             advbase: g.advbase,

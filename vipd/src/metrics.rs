@@ -194,6 +194,7 @@ mod tests {
 
     fn status(state: &str, transitions: u64) -> Status {
         Status {
+            schema: crate::control::SCHEMA_VERSION,
             pid: 1,
             groups: vec![GroupStatus {
                 interface: "eth0".into(),
