@@ -651,7 +651,7 @@ pub fn render(status: &Status) -> String {
     }
     let _ = writeln!(s, "\nXDP/TC verdicts:");
     for (name, n) in &status.xdp {
-        let _ = writeln!(s, "  {name:<24} {n:>12}");
+        let _ = writeln!(s, "  {name:<26} {n:>12}");
     }
     s
 }
