@@ -330,3 +330,71 @@ fn demotion_reaches_ucarp_as_advskew_and_vipd_as_the_demote_byte() {
     assert!(lab.wait_state(0, 1, "BACKUP", 2 * SEC));
     assert_eq!(lab.arp_owners(VIP, 2), vec![lab.nodes[1].mac()]);
 }
+
+#[test]
+fn a_sync_group_moves_together() {
+    let mut lab = Lab::new("trksync", 2).unwrap();
+    lab.as_user = true;
+    let vip2 = vipd_tests::VIP2;
+    let flag = lab.dir().join("broken");
+    let script = lab.dir().join("check.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\ntest ! -e {}\n", flag.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    for (i, skew) in [(0usize, 0u8), (1, 100)] {
+        let track = if i == 0 {
+            "track = [{ tracker = \"check\" }]"
+        } else {
+            ""
+        };
+        let mut text = config(i, skew, &format!("sync_group = \"edge\"\n{track}"), "");
+        text.push_str(&format!(
+            "[[group]]\ninterface = \"eth0\"\nvhid = 2\nvips = [\"{vip2}/24\"]\n\
+             srcip = \"{}\"\npassword = \"secret\"\nadvskew = {skew}\nsync_group = \"edge\"\n",
+            node_addr(i + 1)
+        ));
+        if i == 0 {
+            text.push_str(&format!(
+                "[[tracker]]\nname = \"check\"\ntype = \"script\"\ncommand = \"{}\"\n\
+                 interval_ms = 100\ntimeout_ms = 90\n",
+                script.display()
+            ));
+        }
+        start_with(&mut lab, i, &text);
+    }
+    lab.expect_roles(&["MASTER", "BACKUP"]);
+    assert!(
+        lab.wait_state(0, 2, "MASTER", 2 * SEC),
+        "{}",
+        lab.log_text(0)
+    );
+    // Group 1's service fails on node 1: both groups go to FAULT there, node 2 takes both.
+    std::fs::write(&flag, "").unwrap();
+    for vhid in [1, 2] {
+        assert!(
+            lab.wait_state(1, vhid, "MASTER", 3 * SEC),
+            "{}",
+            lab.log_text(0)
+        );
+        assert_eq!(lab.state(0, vhid), "FAULT");
+    }
+    for vip in [VIP, vip2] {
+        assert_eq!(lab.arp_owners(vip, 2), vec![lab.nodes[1].mac()], "{vip}");
+    }
+    // Repaired: both leave FAULT through BACKUP and stay there (no preemption), together.
+    std::fs::remove_file(&flag).unwrap();
+    for vhid in [1, 2] {
+        assert!(
+            lab.wait_state(0, vhid, "BACKUP", 3 * SEC),
+            "{}",
+            lab.log_text(0)
+        );
+    }
+    std::thread::sleep(4 * SEC);
+    for vhid in [1, 2] {
+        assert_eq!(lab.state(1, vhid), "MASTER", "no ping-pong");
+    }
+}

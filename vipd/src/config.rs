@@ -152,6 +152,9 @@ pub struct GroupConfig {
     /// demotion>`, as `script_user`, under `script_timeout`.
     pub notify: Option<PathBuf>,
     pub demote_mode: DemoteMode,
+    /// Groups with the same sync group stay together: when one goes to FAULT the others
+    /// do, and when one leaves MASTER the others hand over too.
+    pub sync_group: Option<String>,
 }
 
 /// The whole configuration.
@@ -210,6 +213,8 @@ pub struct RawGroup {
     pub notify: Option<PathBuf>,
     /// "advskew" (default) or "demote".
     pub demote_mode: Option<DemoteMode>,
+    /// Groups with the same name stay together (keepalived's vrrp_sync_group).
+    pub sync_group: Option<String>,
 }
 
 /// A tracker as written in TOML (`[[tracker]]`) before validation. Which keys apply
@@ -310,6 +315,15 @@ fn read_password_file(
         ));
     }
     Ok(line.to_vec())
+}
+
+/// A tracker or sync group name: 1 to 64 letters, digits, '-', '_' or '.'.
+fn name_ok(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 /// `value` as a byte, or an error naming `field` and its valid `range`.
@@ -569,6 +583,15 @@ impl RawGroup {
             track: self.track,
             notify: self.notify,
             demote_mode: self.demote_mode.unwrap_or_default(),
+            sync_group: match self.sync_group {
+                Some(name) if !name_ok(&name) => {
+                    return Err(invalid(
+                        f("sync_group"),
+                        format!("{name:?} must be 1 to 64 letters, digits, '-', '_' or '.'"),
+                    ));
+                }
+                other => other,
+            },
         })
     }
 }
@@ -618,12 +641,7 @@ impl RawTracker {
             .name
             .clone()
             .ok_or_else(|| invalid(f("name"), "is required"))?;
-        if name.is_empty()
-            || name.len() > 64
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        {
+        if !name_ok(&name) {
             return Err(invalid(
                 f("name"),
                 format!("{name:?} must be 1 to 64 letters, digits, '-', '_' or '.'"),

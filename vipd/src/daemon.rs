@@ -19,10 +19,10 @@ use crate::config::{AddressMode, Config};
 use crate::control::{self, GroupStatus, InterfaceStatus, Reply, Request, Status, Target};
 use crate::dataplane::{Dataplane, XdpPreference, monotonic_ns};
 use crate::effects::{Effects, Kernel};
-use crate::election::{Event, Params};
+use crate::election::{Event, Params, State};
 use crate::executor::{self, Counters, Link, Member, Tx};
 use crate::garp::LinkSender;
-use crate::group::{self, Settings};
+use crate::group::{self, Command, Settings};
 use crate::rx::Receiver;
 use crate::scripts::ScriptRunner;
 
@@ -94,9 +94,44 @@ impl<E: Effects> Daemon<E> {
     }
 
     async fn step(&mut self, i: usize, event: Event, now: Instant) {
-        let m = &mut self.members[i];
-        let commands = m.core.step(event, now);
-        executor::execute(&mut self.fx, m, commands, now).await;
+        let before = self.members[i].core.state();
+        let commands = self.members[i].core.step(event, now);
+        self.carry_out(i, before, commands, now).await;
+    }
+
+    /// Carries out group `i`'s commands, then keeps its sync group together.
+    async fn carry_out(&mut self, i: usize, before: State, commands: Vec<Command>, now: Instant) {
+        executor::execute(&mut self.fx, &mut self.members[i], commands, now).await;
+        let Some(name) = self.members[i].cfg.sync_group.clone() else {
+            return;
+        };
+        let together: Vec<usize> = (0..self.members.len())
+            .filter(|&j| self.members[j].cfg.sync_group.as_deref() == Some(name.as_str()))
+            .collect();
+        // FAULT: while one member is in FAULT because of its own trackers, all are.
+        let faulted = together
+            .iter()
+            .any(|&j| self.members[j].core.faulted_by_own_trackers());
+        let tracker = format!("{}{name}", group::SYNC_TRACKER);
+        for &j in &together {
+            let m = &mut self.members[j];
+            let commands = m
+                .core
+                .track(&tracker, group::TrackerUpdate::Health(!faulted), now);
+            executor::execute(&mut self.fx, m, commands, now).await;
+        }
+        // One member left MASTER: the others hand over too, so that the peer takes them
+        // all. They step down with a reason of their own, which moves nobody further.
+        let left = before == State::Master && self.members[i].core.state() != State::Master;
+        if left {
+            for &j in together.iter().filter(|&&j| j != i) {
+                let m = &mut self.members[j];
+                if m.core.state() == State::Master {
+                    let commands = m.core.step(Event::StepDown, now);
+                    executor::execute(&mut self.fx, m, commands, now).await;
+                }
+            }
+        }
     }
 
     /// Starts every group; a group whose link is down starts in INIT.
@@ -143,8 +178,9 @@ impl<E: Effects> Daemon<E> {
         for i in 0..self.members.len() {
             let m = &mut self.members[i];
             if m.core.next_deadline().is_some_and(|t| t <= now) {
+                let before = m.core.state();
                 let commands = m.core.tick(now);
-                executor::execute(&mut self.fx, m, commands, now).await;
+                self.carry_out(i, before, commands, now).await;
             }
         }
     }
@@ -168,12 +204,15 @@ impl<E: Effects> Daemon<E> {
             }
         }
         report.at = Some(now);
-        for m in &mut self.members {
+        for i in 0..self.members.len() {
+            let m = &mut self.members[i];
+            let before = m.core.state();
             let commands = m.core.track(tracker, update, now);
             if !commands.is_empty() {
                 info!(group = %m.label(), tracker, ?update, "tracker");
             }
-            executor::execute(&mut self.fx, m, commands, now).await;
+            // Even with nothing to do itself, its sync group may follow the report.
+            self.carry_out(i, before, commands, now).await;
         }
     }
 
@@ -466,21 +505,7 @@ pub async fn build(config: Config, opts: &Options) -> Result<Daemon<Kernel>> {
         params
             .validate()
             .with_context(|| format!("{}/vhid{}", g.interface, g.vhid))?;
-        let settings = Settings {
-            garp_count: g.garp_count,
-            garp_interval: g.garp_interval,
-            garp_refresh: g.garp_refresh,
-            shutdown_script: g.shutdown_script,
-            move_addresses: g.address_mode == AddressMode::Move,
-            tracks: g
-                .track
-                .iter()
-                .map(|t| group::Track {
-                    tracker: t.tracker.clone(),
-                    weight: t.weight,
-                })
-                .collect(),
-        };
+        let settings = Settings::of(&g);
         let mut added = Vec::new();
         if g.address_mode == AddressMode::Always {
             for v in &g.vips {
@@ -1139,5 +1164,74 @@ mod tests {
         )
         .await;
         assert_eq!(d.members[0].core.state(), State::Backup);
+    }
+}
+
+#[cfg(test)]
+mod sync_tests {
+    use super::*;
+    use crate::config::TrackRef;
+    use crate::effects::Recorder;
+    use crate::executor::tests::{IFINDEX, member};
+    use crate::group::TrackerUpdate;
+
+    /// Two groups of sync group "edge" on one interface, both MASTER; the first tracks
+    /// "web" (required).
+    async fn pair() -> (Daemon<Recorder>, Instant) {
+        let first = member(|g| {
+            g.sync_group = Some("edge".into());
+            g.track = vec![TrackRef {
+                tracker: "web".into(),
+                weight: None,
+            }];
+        });
+        let second = member(|g| {
+            g.vhid = Some(2);
+            g.vips = vec!["10.0.0.102/24".into()];
+            g.sync_group = Some("edge".into());
+        });
+        let t0 = Instant::now();
+        let links = HashMap::from([(IFINDEX, true)]);
+        let mut d = Daemon::new(vec![first, second], links, Recorder::default(), t0);
+        d.start(t0).await;
+        let t1 = d.next_deadline().unwrap();
+        d.on_timers(t1).await;
+        assert!(d.members.iter().all(|m| m.core.state() == State::Master));
+        (d, t1)
+    }
+
+    fn states(d: &Daemon<Recorder>) -> Vec<State> {
+        d.members.iter().map(|m| m.core.state()).collect()
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_fault_in_one_group_puts_its_sync_group_in_fault_and_back() {
+        let (mut d, t) = pair().await;
+        d.on_tracker("web", TrackerUpdate::Health(false), t).await;
+        assert_eq!(states(&d), [State::Fault, State::Fault]);
+        d.on_tracker("web", TrackerUpdate::Health(true), t).await;
+        assert_eq!(states(&d), [State::Backup, State::Backup]);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn leaving_master_takes_the_sync_group_along_once() {
+        let (mut d, t) = pair().await;
+        d.on_request(
+            Request::Demote {
+                target: Target::Vhid(1),
+            },
+            t,
+        )
+        .await;
+        assert_eq!(states(&d), [State::Backup, State::Backup]);
+        assert!(d.members[0].core.election().is_demoted());
+        assert!(
+            !d.members[1].core.election().is_demoted(),
+            "the other group steps down, it is not demoted"
+        );
+        // It may win its group again later; that moves nobody else.
+        let later = t + Duration::from_secs(10);
+        d.on_timers(later).await;
+        assert_eq!(states(&d), [State::Backup, State::Master]);
     }
 }

@@ -200,6 +200,8 @@ pub enum Event {
     Recover,
     /// The weights of the failed trackers add up to this demotion.
     SetDemotion(u8),
+    /// Another group of our sync group left MASTER: hand over too (a bow-out, not sticky).
+    StepDown,
 }
 
 /// Why a transition happened, for the log.
@@ -231,6 +233,8 @@ pub enum Reason {
     Fault,
     /// Every tracked service and link is healthy again.
     Recovered,
+    /// Another group of the sync group left MASTER.
+    SyncGroup,
 }
 
 impl std::fmt::Display for Reason {
@@ -249,6 +253,7 @@ impl std::fmt::Display for Reason {
             Reason::LinkUp => "link up",
             Reason::Fault => "a tracked service or link failed",
             Reason::Recovered => "every tracked service and link is healthy",
+            Reason::SyncGroup => "another group of the sync group left MASTER",
         })
     }
 }
@@ -531,6 +536,12 @@ impl Group {
                 if self.state == State::Fault {
                     self.set_state(State::Backup, Reason::Recovered, &mut out);
                     out.push(self.arm_master_down());
+                }
+            }
+            Event::StepDown => {
+                if self.state == State::Master {
+                    out.push(self.bow_out());
+                    self.leave_master(State::Backup, Reason::SyncGroup, true, &mut out);
                 }
             }
             Event::SetDemotion(d) => {
@@ -1704,6 +1715,7 @@ mod tests {
             Just(Event::LinkUp),
             Just(Event::Fault),
             Just(Event::Recover),
+            Just(Event::StepDown),
             (0u8..255).prop_map(Event::SetDemotion),
             (1u8..4, 0u8..3, any::<u8>(), 0u8..3).prop_map(|(src, advbase, advskew, demote)| {
                 Event::Advert {

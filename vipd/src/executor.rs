@@ -274,14 +274,7 @@ pub(crate) mod tests {
             local_addr: ME,
             demote_by: crate::election::DemoteBy::Advskew,
         };
-        let settings = Settings {
-            garp_count: cfg.garp_count,
-            garp_interval: cfg.garp_interval,
-            garp_refresh: cfg.garp_refresh,
-            shutdown_script: cfg.shutdown_script,
-            move_addresses: cfg.address_mode == crate::config::AddressMode::Move,
-            tracks: Vec::new(),
-        };
+        let settings = Settings::of(&cfg);
         let vips = cfg.vips.iter().map(|v| v.addr).collect();
         Member {
             link: Link {

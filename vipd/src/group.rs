@@ -40,6 +40,32 @@ pub struct Settings {
     pub tracks: Vec<Track>,
 }
 
+impl Settings {
+    /// A configured group's settings; a member of a sync group also depends on the sync
+    /// group's tracker.
+    pub fn of(g: &crate::config::GroupConfig) -> Settings {
+        Settings {
+            garp_count: g.garp_count,
+            garp_interval: g.garp_interval,
+            garp_refresh: g.garp_refresh,
+            shutdown_script: g.shutdown_script,
+            move_addresses: g.address_mode == crate::config::AddressMode::Move,
+            tracks: g
+                .track
+                .iter()
+                .map(|t| Track {
+                    tracker: t.tracker.clone(),
+                    weight: t.weight,
+                })
+                .chain(g.sync_group.iter().map(|name| Track {
+                    tracker: format!("{SYNC_TRACKER}{name}"),
+                    weight: None,
+                }))
+                .collect(),
+        }
+    }
+}
+
 /// A tracker a group depends on: with a weight, its failure adds the weight to the group's
 /// demotion (a file tracker adds value × weight); without one, its failure (a file
 /// tracker's value other than 0) puts the group in FAULT.
@@ -48,6 +74,11 @@ pub struct Track {
     pub tracker: String,
     pub weight: Option<u32>,
 }
+
+/// The prefix of the tracker a sync group's members depend on: `sync:<group>` is down
+/// while a member of the group is in FAULT because of its own trackers. (Tracker names
+/// from configuration cannot contain ':'.)
+pub const SYNC_TRACKER: &str = "sync:";
 
 /// What a tracker reported.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -252,6 +283,18 @@ impl Group {
             }
         }
         out
+    }
+
+    /// In FAULT because of a tracker of its own (not its sync group's).
+    pub fn faulted_by_own_trackers(&self) -> bool {
+        let own: Vec<Track> = self
+            .settings
+            .tracks
+            .iter()
+            .filter(|t| !t.tracker.starts_with(SYNC_TRACKER))
+            .cloned()
+            .collect();
+        self.tracking.faulted(&own)
     }
 
     /// The trackers the group depends on that are failing now (a file tracker: a value
