@@ -112,12 +112,20 @@ impl<E: Effects> Daemon<E> {
         let faulted = together
             .iter()
             .any(|&j| self.members[j].core.faulted_by_own_trackers());
+        // Demotion: every member advertises at least the largest, so that a better member
+        // never preempts back what a demoted one of its group lost.
+        let floor = together
+            .iter()
+            .map(|&j| self.members[j].core.own_demotion())
+            .max()
+            .unwrap_or(0);
         let tracker = format!("{}{name}", group::SYNC_TRACKER);
         for &j in &together {
             let m = &mut self.members[j];
-            let commands = m
+            let mut commands = m
                 .core
                 .track(&tracker, group::TrackerUpdate::Health(!faulted), now);
+            commands.extend(m.core.set_sync_floor(floor, now));
             executor::execute(&mut self.fx, m, commands, now).await;
         }
         // One member left MASTER: the others hand over too, so that the peer takes them
@@ -673,7 +681,11 @@ pub async fn run(config: Config, opts: Options) -> Result<()> {
         let deadline = d.next_deadline();
         tokio::select! {
             biased;
-            events = rings.readable() => on_adverts(&mut d, events?).await,
+            events = rings.readable() => {
+                on_adverts(&mut d, events?).await;
+                // A flood keeps the rings ready; due timers run after every batch anyway.
+                d.on_timers(Instant::now()).await;
+            }
             _ = sleep_until(deadline) => {
                 // Advertisements the kernel queued before the timer count first, so a late
                 // wake-up never turns into a master-down the ring buffer already disproves.
@@ -1178,11 +1190,16 @@ mod sync_tests {
     /// Two groups of sync group "edge" on one interface, both MASTER; the first tracks
     /// "web" (required).
     async fn pair() -> (Daemon<Recorder>, Instant) {
+        pair_tracking(None).await
+    }
+
+    /// As [`pair`], "web" with `weight`.
+    async fn pair_tracking(weight: Option<u32>) -> (Daemon<Recorder>, Instant) {
         let first = member(|g| {
             g.sync_group = Some("edge".into());
             g.track = vec![TrackRef {
                 tracker: "web".into(),
-                weight: None,
+                weight,
             }];
         });
         let second = member(|g| {
@@ -1211,6 +1228,20 @@ mod sync_tests {
         assert_eq!(states(&d), [State::Fault, State::Fault]);
         d.on_tracker("web", TrackerUpdate::Health(true), t).await;
         assert_eq!(states(&d), [State::Backup, State::Backup]);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_sync_group_advertises_the_demotion_of_its_worst_member() {
+        let (mut d, t) = pair_tracking(Some(200)).await;
+        d.on_tracker("web", TrackerUpdate::Health(false), t).await;
+        let skews: Vec<u8> = d
+            .members
+            .iter()
+            .map(|m| m.core.election().advert_fields().1)
+            .collect();
+        assert_eq!(skews, [200, 200], "a better member never preempts back");
+        d.on_tracker("web", TrackerUpdate::Health(true), t).await;
+        assert_eq!(d.members[1].core.election().advert_fields().1, 0);
     }
 
     #[tokio::test(flavor = "current_thread")]

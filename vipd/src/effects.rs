@@ -82,7 +82,9 @@ impl Effects for Kernel {
         let owner = match lease {
             None => vipd_common::VipOwner::NOT_OWNED,
             Some(l) => vipd_common::VipOwner {
-                renewed_ns: monotonic_ns_of(l.renewed),
+                // The write itself: an advertisement the kernel saw before it (the one
+                // that made us take over, say) never ends the grace of this lease.
+                renewed_ns: monotonic_ns_of(l.renewed).max(monotonic_ns()),
                 firm_until_ns: monotonic_ns_of(l.firm_until),
                 grace_until_ns: monotonic_ns_of(l.grace_until),
                 vhid: u32::from(vhid),

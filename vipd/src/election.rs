@@ -436,7 +436,7 @@ impl Group {
     }
 
     /// How long we wait for the master, demotion included.
-    fn master_down(&self) -> Duration {
+    pub fn master_down(&self) -> Duration {
         let (advbase, advskew, _) = self.advert_fields();
         Duration::from_secs(u64::from(advbase) * u64::from(self.params.dead_ratio)) + skew(advskew)
     }

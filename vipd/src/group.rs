@@ -93,6 +93,9 @@ pub enum TrackerUpdate {
 struct Tracking {
     health: std::collections::HashMap<String, bool>,
     values: std::collections::HashMap<String, i64>,
+    /// The largest demotion of the group's sync group: members advertise at least it, so
+    /// that a sync group is only as good as its worst member.
+    sync_floor: u8,
 }
 
 impl Tracking {
@@ -106,8 +109,14 @@ impl Tracking {
         })
     }
 
-    /// The sum of the weights of the failed trackers, at most 254.
+    /// The sum of the weights of the failed trackers, at most 254, and at least the sync
+    /// group's floor.
     fn demotion(&self, tracks: &[Track]) -> u8 {
+        self.own_demotion(tracks).max(self.sync_floor)
+    }
+
+    /// The sum of the weights of the failed trackers, at most 254.
+    fn own_demotion(&self, tracks: &[Track]) -> u8 {
         let sum: i64 = tracks
             .iter()
             .filter_map(|t| t.weight.map(|w| (t, i64::from(w))))
@@ -285,6 +294,22 @@ impl Group {
         out
     }
 
+    /// The demotion from its own trackers (not its sync group's floor).
+    pub fn own_demotion(&self) -> u8 {
+        self.tracking.own_demotion(&self.settings.tracks)
+    }
+
+    /// Sets the sync group's demotion floor at `now` (the largest demotion of its members).
+    pub fn set_sync_floor(&mut self, floor: u8, now: Instant) -> Vec<Command> {
+        let mut out = Vec::new();
+        self.tracking.sync_floor = floor;
+        let demotion = self.tracking.demotion(&self.settings.tracks);
+        if demotion != self.election.demotion() {
+            self.feed(Event::SetDemotion(demotion), now, &mut out);
+        }
+        out
+    }
+
     /// In FAULT because of a tracker of its own (not its sync group's).
     pub fn faulted_by_own_trackers(&self) -> bool {
         let own: Vec<Track> = self
@@ -426,7 +451,7 @@ impl Group {
             Action::BecomeBackup { bowed_out } => {
                 self.stop_garps();
                 if bowed_out && matches!(self.ownership, Ownership::Owned { .. }) {
-                    let until = now + self.params().master_down();
+                    let until = now + self.election.master_down();
                     self.ownership = Ownership::HandingOver { until };
                     self.timers.release = Some(until);
                     out.push(Command::HandOver(Lease {
@@ -456,7 +481,8 @@ impl Group {
 
     /// A MASTER's lease from `now`: firm for master-down, then a grace of master-down.
     fn lease(&self, now: Instant) -> Lease {
-        let md = self.params().master_down();
+        // The master-down peers wait for us, demotion included.
+        let md = self.election.master_down();
         Lease {
             renewed: now,
             firm_until: now + md,
@@ -953,6 +979,26 @@ mod tests {
         );
         // Capped below the bow-out value.
         assert_eq!(adverts(g.track("f", TrackerUpdate::Value(1000), t)), [254]);
+    }
+
+    #[test]
+    fn a_demoted_masters_lease_lasts_the_master_down_peers_wait_for_it() {
+        let t0 = Instant::now();
+        let mut p = params(1, 1, 0);
+        p.dead_ratio = 1;
+        let (mut g, t, _) = master(p, tracked(&[("a", Some(128))]), t0);
+        let out = g.track("a", TrackerUpdate::Health(false), t);
+        let renewed = leases(&out);
+        // advbase 1, dead ratio 1, advskew 0 + 128: 1.5 s, the interval it now advertises.
+        let md = Duration::from_millis(1500);
+        assert_eq!(
+            renewed,
+            [Lease {
+                renewed: t,
+                firm_until: t + md,
+                grace_until: t + md + md
+            }]
+        );
     }
 
     #[test]
