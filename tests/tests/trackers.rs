@@ -261,18 +261,25 @@ fn script_file_and_interface_trackers_move_the_vip() {
     );
 }
 
+/// A file tracker "maint" reading `maint` in the lab's directory, which holds 0: the file
+/// and the tracker's configuration.
+fn maint_tracker(lab: &Lab) -> (std::path::PathBuf, String) {
+    let maint = lab.dir().join("maint");
+    std::fs::write(&maint, "0\n").unwrap();
+    let tracker = format!(
+        "[[tracker]]\nname = \"maint\"\ntype = \"file\"\npath = \"{}\"\n",
+        maint.display()
+    );
+    (maint, tracker)
+}
+
 #[test]
 fn demotion_reaches_ucarp_as_advskew_and_vipd_as_the_demote_byte() {
     // Mixed group: vipd (advskew 0) demoted by 200 advertises advskew 200; ucarp (advskew
     // 100, -P) preempts it.
     let mut lab = Lab::new("trkmixed", 2).unwrap();
     lab.as_user = true;
-    let maint = lab.dir().join("maint");
-    std::fs::write(&maint, "0\n").unwrap();
-    let trackers = format!(
-        "[[tracker]]\nname = \"maint\"\ntype = \"file\"\npath = \"{}\"\n",
-        maint.display()
-    );
+    let (maint, trackers) = maint_tracker(&lab);
     let n1 = config(
         0,
         0,
@@ -306,12 +313,7 @@ fn demotion_reaches_ucarp_as_advskew_and_vipd_as_the_demote_byte() {
     // vipd-only group with the demote byte: the backup takes over without preemption.
     let mut lab = Lab::new("trkdemote", 2).unwrap();
     lab.as_user = true;
-    let maint = lab.dir().join("maint");
-    std::fs::write(&maint, "0\n").unwrap();
-    let trackers = format!(
-        "[[tracker]]\nname = \"maint\"\ntype = \"file\"\npath = \"{}\"\n",
-        maint.display()
-    );
+    let (maint, trackers) = maint_tracker(&lab);
     let n1 = config(
         0,
         0,

@@ -347,8 +347,13 @@ impl Advert {
 
     /// A bow-out: advbase and advskew both 255.
     pub fn is_bow_out(&self) -> bool {
-        self.advbase == BOW_OUT && self.advskew == BOW_OUT
+        is_bow_out(self.advbase, self.advskew)
     }
+}
+
+/// Whether advbase and advskew mark a bow-out (both 255).
+pub fn is_bow_out(advbase: u8, advskew: u8) -> bool {
+    advbase == BOW_OUT && advskew == BOW_OUT
 }
 
 /// Checks the IPv4 fields vipd relies on and returns (source, destination, CARP bytes).

@@ -464,7 +464,7 @@ impl Group {
             } => {
                 if src != self.params.local_addr {
                     let peer = Rank::new(demote, advbase, advskew, src);
-                    let bow_out = advbase == BOW_OUT && advskew == BOW_OUT;
+                    let bow_out = crate::carp::is_bow_out(advbase, advskew);
                     self.on_advert(src, peer, bow_out, &mut out);
                 }
             }

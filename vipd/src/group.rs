@@ -103,10 +103,16 @@ impl Tracking {
         self.health.get(tracker) == Some(&false)
     }
 
+    /// Down: failed, or (a file tracker) holding a value other than 0.
+    fn down(&self, tracker: &str) -> bool {
+        self.failed(tracker) || self.values.get(tracker).is_some_and(|v| *v != 0)
+    }
+
     fn faulted(&self, tracks: &[Track]) -> bool {
-        tracks.iter().filter(|t| t.weight.is_none()).any(|t| {
-            self.failed(&t.tracker) || self.values.get(&t.tracker).is_some_and(|v| *v != 0)
-        })
+        tracks
+            .iter()
+            .filter(|t| t.weight.is_none())
+            .any(|t| self.down(&t.tracker))
     }
 
     /// The sum of the weights of the failed trackers, at most 254, and at least the sync
@@ -285,7 +291,7 @@ impl Group {
             ..
         } = event
         {
-            let bow_out = advbase == crate::carp::BOW_OUT && advskew == crate::carp::BOW_OUT;
+            let bow_out = crate::carp::is_bow_out(advbase, advskew);
             let from_peer = src != self.params().local_addr;
             if from_peer && !bow_out && self.is_handing_over() && self.state() != State::Master {
                 self.release(&mut out);
@@ -303,10 +309,7 @@ impl Group {
     pub fn set_sync_floor(&mut self, floor: u8, now: Instant) -> Vec<Command> {
         let mut out = Vec::new();
         self.tracking.sync_floor = floor;
-        let demotion = self.tracking.demotion(&self.settings.tracks);
-        if demotion != self.election.demotion() {
-            self.feed(Event::SetDemotion(demotion), now, &mut out);
-        }
+        self.advertise_demotion(now, &mut out);
         out
     }
 
@@ -328,14 +331,7 @@ impl Group {
         self.settings
             .tracks
             .iter()
-            .filter(|t| {
-                self.tracking.failed(&t.tracker)
-                    || self
-                        .tracking
-                        .values
-                        .get(&t.tracker)
-                        .is_some_and(|v| *v != 0)
-            })
+            .filter(|t| self.tracking.down(&t.tracker))
             .map(|t| t.tracker.clone())
             .collect()
     }
@@ -358,10 +354,7 @@ impl Group {
             }
         }
         let faulted = self.tracking.faulted(&self.settings.tracks);
-        let demotion = self.tracking.demotion(&self.settings.tracks);
-        if demotion != self.election.demotion() {
-            self.feed(Event::SetDemotion(demotion), now, &mut out);
-        }
+        self.advertise_demotion(now, &mut out);
         if faulted != self.election.is_faulted() {
             let event = if faulted {
                 Event::Fault
@@ -371,6 +364,14 @@ impl Group {
             self.feed(event, now, &mut out);
         }
         out
+    }
+
+    /// Gives the election the demotion the trackers add up to, if it changed.
+    fn advertise_demotion(&mut self, now: Instant, out: &mut Vec<Command>) {
+        let demotion = self.tracking.demotion(&self.settings.tracks);
+        if demotion != self.election.demotion() {
+            self.feed(Event::SetDemotion(demotion), now, out);
+        }
     }
 
     /// Fires every timer due at `now`.
@@ -417,7 +418,7 @@ impl Group {
                     advskew,
                     demote,
                 });
-                let bow_out = advbase == crate::carp::BOW_OUT && advskew == crate::carp::BOW_OUT;
+                let bow_out = crate::carp::is_bow_out(advbase, advskew);
                 let renews = !bow_out && self.state() == State::Master;
                 if renews && matches!(self.ownership, Ownership::Owned { .. }) {
                     let lease = self.lease(now);
