@@ -157,6 +157,9 @@ pub struct GroupConfig {
     pub sync_group: Option<String>,
 }
 
+/// Where `vipd run` reads its groups unless told otherwise.
+pub const DEFAULT_PATH: &str = "/etc/vipd/vipd.toml";
+
 /// The whole configuration.
 #[derive(Clone, Debug)]
 pub struct Config {

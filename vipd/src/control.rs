@@ -50,6 +50,8 @@ pub enum Request {
     Status,
     Demote { target: Target },
     Promote { target: Target },
+    /// Read the configuration file again (as SIGHUP).
+    Reload,
 }
 
 /// One group in `vipd status`.

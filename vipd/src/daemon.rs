@@ -38,6 +38,8 @@ pub struct Options {
     pub rt_priority: Option<u8>,
     /// Serve Prometheus metrics on this address.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// The configuration file `vipd reload` and SIGHUP read again (`None` with ucarp flags).
+    pub config_file: Option<PathBuf>,
 }
 
 /// A tracker's last report: health, value (file trackers), and when it came.
@@ -269,9 +271,9 @@ impl<E: Effects> Daemon<E> {
     /// A demote or promote request; status is answered by [`Daemon::status`].
     pub async fn on_request(&mut self, req: Request, now: Instant) -> Reply {
         let (target, event) = match req {
-            Request::Status => {
+            Request::Status | Request::Reload => {
                 return Reply::Error {
-                    message: "status is answered by the daemon loop".into(),
+                    message: "answered by the daemon loop".into(),
                 };
             }
             Request::Demote { target } => (target, Event::Demote),

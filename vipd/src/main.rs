@@ -56,9 +56,13 @@ enum XdpMode {
 enum Cmd {
     /// Run the groups of a TOML configuration file.
     Run {
-        #[arg(long, short = 'c', value_name = "FILE")]
+        #[arg(long, short = 'c', value_name = "FILE", default_value = config::DEFAULT_PATH)]
         config: PathBuf,
     },
+    /// Make the running daemon read its configuration file again (as SIGHUP): added groups
+    /// start, removed ones hand over, changed ones apply their settings, the rest go on
+    /// untouched. An invalid file changes nothing.
+    Reload,
     /// Show every group's state and the XDP counters of the running daemon.
     Status {
         #[arg(long)]
@@ -347,6 +351,7 @@ fn main() -> ExitCode {
         },
         rt_priority: (cli.rt_priority > 0).then_some(cli.rt_priority),
         metrics_listen: cli.metrics_listen,
+        config_file: None,
     };
     if cli.cmd.is_some() && cli.ucarp != UcarpArgs::default() {
         return usage("ucarp-style flags (-i, -v, ...) cannot be combined with a subcommand");
@@ -371,9 +376,18 @@ fn main() -> ExitCode {
             serve(config, opts, debug, log)
         }
         Some(Cmd::Run { config }) => match Config::load(&config) {
-            Ok(c) => serve(c, opts, false, LogTo::Stderr),
+            Ok(c) => serve(
+                c,
+                Options {
+                    config_file: Some(config),
+                    ..opts
+                },
+                false,
+                LogTo::Stderr,
+            ),
             Err(e) => usage(e),
         },
+        Some(Cmd::Reload) => client(&opts, Request::Reload, false),
         Some(Cmd::CheckConfig { file }) => match Config::load(&file) {
             Ok(c) => {
                 for w in &c.warnings {
