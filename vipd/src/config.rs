@@ -112,7 +112,7 @@ impl std::fmt::Display for Vip {
 }
 
 /// One CARP group, validated.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupConfig {
     pub interface: String,
     pub vhid: u8,

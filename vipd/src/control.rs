@@ -125,6 +125,8 @@ pub struct Status {
 pub enum Reply {
     Status(Status),
     Ok { changed: Vec<u8> },
+    /// A reload applied: what changed.
+    Reloaded { summary: String },
     Error { message: String },
 }
 

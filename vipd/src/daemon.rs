@@ -66,6 +66,11 @@ pub struct Daemon<E: Effects> {
     /// Every tracker's last report.
     pub trackers: std::collections::BTreeMap<String, TrackerReport>,
     started: Instant,
+    /// Groups a reload removed or replaced, by (ifindex, vhid): handing over, then gone.
+    retiring: std::collections::HashSet<(u32, u8)>,
+    /// Groups a reload replaced, with their link and source address, waiting for their
+    /// predecessor to finish handing over.
+    pending: Vec<(crate::config::GroupConfig, LinkInfo, Ipv4Addr)>,
 }
 
 impl<E: Effects> Daemon<E> {
@@ -85,6 +90,91 @@ impl<E: Effects> Daemon<E> {
             interfaces: Vec::new(),
             trackers: Default::default(),
             started: now,
+            retiring: Default::default(),
+            pending: Vec::new(),
+        }
+    }
+
+    fn reindex(&mut self) {
+        self.by_key = self
+            .members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| ((m.link.index, m.cfg.vhid), i))
+            .collect();
+    }
+
+    /// Whether a reload's removed or replaced groups are still handing over.
+    pub fn reloading(&self) -> bool {
+        !self.retiring.is_empty() || !self.pending.is_empty()
+    }
+
+    /// Applies group `i`'s new settings in place (a reload): its state stays.
+    pub async fn update(&mut self, i: usize, g: crate::config::GroupConfig, now: Instant) {
+        let m = &mut self.members[i];
+        if g.key != m.cfg.key || g.coverage != m.cfg.coverage {
+            warn!(group = %m.label(), "new password or authentication: peers must change it too, \
+                or they stop accepting each other's advertisements");
+            m.rx = Receiver::new(
+                m.label(),
+                g.vhid,
+                m.core.params().local_addr,
+                g.destination,
+                g.vips.iter().map(|v| v.addr).collect(),
+                g.key.clone(),
+                g.coverage,
+            );
+        }
+        let params = params_of(&g, m.core.params().local_addr);
+        let settings = Settings::of(&g);
+        m.cfg = g;
+        let before = m.core.state();
+        let commands = m.core.reconfigure(params, settings, now);
+        info!(group = %self.members[i].label(), "settings updated in place");
+        self.carry_out(i, before, commands, now).await;
+    }
+
+    /// Takes group `i` out (a reload): it hands over as at a clean stop and leaves once
+    /// the peer took over.
+    pub async fn retire(&mut self, i: usize, now: Instant) {
+        let m = &self.members[i];
+        info!(group = %m.label(), "leaving the configuration: handing over");
+        self.retiring.insert((m.link.index, m.cfg.vhid));
+        self.step(i, Event::Shutdown, now).await;
+    }
+
+    /// The retired groups that finished handing over, taken out of the daemon.
+    pub fn take_retired(&mut self) -> Vec<Member> {
+        let mut gone = Vec::new();
+        let mut i = 0;
+        while i < self.members.len() {
+            let m = &self.members[i];
+            let key = (m.link.index, m.cfg.vhid);
+            if self.retiring.contains(&key) && !m.core.is_handing_over() {
+                self.retiring.remove(&key);
+                gone.push(self.members.remove(i));
+            } else {
+                i += 1;
+            }
+        }
+        if !gone.is_empty() {
+            self.reindex();
+        }
+        gone
+    }
+
+    /// Adds and starts a member (a reload).
+    pub async fn add(&mut self, m: Member, running: bool, now: Instant) {
+        self.links.entry(m.link.index).or_insert(running);
+        self.members.push(m);
+        self.reindex();
+        let i = self.members.len() - 1;
+        info!(group = %self.members[i].label(), "added by a reload");
+        self.step(i, Event::Start, now).await;
+        let m = &self.members[i];
+        let up = self.links.get(&m.link.index).copied().unwrap_or(false);
+        if !up && !m.cfg.ignore_ifstate {
+            self.step(i, Event::LinkDown, now).await;
         }
     }
 
@@ -407,43 +497,11 @@ impl<E: Effects> Daemon<E> {
 pub async fn build(config: Config, opts: &Options) -> Result<Daemon<Kernel>> {
     let nl = Netlink::new()?;
     let trackers: Vec<String> = config.trackers.iter().map(|t| t.name.clone()).collect();
-    let mut links: HashMap<String, LinkInfo> = HashMap::new();
-    for g in &config.groups {
-        if !links.contains_key(&g.interface) {
-            let link = nl
-                .link(&g.interface)
-                .await
-                .with_context(|| format!("interface {}", g.interface))?;
-            links.insert(g.interface.clone(), link);
-        }
-    }
+    let links = links_of(&nl, &config.groups).await?;
     // Every group's source address, checked before the data plane is touched.
     let mut sources = HashMap::new();
     for g in &config.groups {
-        let link = &links[&g.interface];
-        let vip_addrs: Vec<Ipv4Addr> = g.vips.iter().map(|v| v.addr).collect();
-        let src = match g.srcip {
-            Some(s) => {
-                // Advertisements must come from the node's own address on that link: peers
-                // tell the master by it, and replies to it must reach this node.
-                if !nl.configured(link.index).await?.contains(&s) {
-                    bail!(
-                        "srcip (-s) {s} is not an address of {}: give one of its own addresses",
-                        g.interface
-                    );
-                }
-                s
-            }
-            None => nl
-                .primary_v4(link.index, &vip_addrs)
-                .await?
-                .with_context(|| {
-                    format!(
-                        "{} has no IPv4 address to advertise from; give srcip (-s)",
-                        g.interface
-                    )
-                })?,
-        };
+        let src = source_of(&nl, g, &links[&g.interface]).await?;
         sources.insert((g.interface.clone(), g.vhid), src);
     }
     let indexes: Vec<u32> = links.values().map(|l| l.index).collect();
@@ -464,88 +522,20 @@ pub async fn build(config: Config, opts: &Options) -> Result<Daemon<Kernel>> {
         },
     )?;
     for g in &config.groups {
-        let idx = index(&g.interface);
-        for v in &g.vips {
-            dp.set_owner(idx, v.addr, vipd_common::VipOwner::NOT_OWNED)?;
-        }
-        dp.add_group(idx, g.vhid, g.destination)?;
+        register(&mut dp, index(&g.interface), g)?;
     }
     let mut senders = HashMap::new();
     let mut interfaces = Vec::new();
     for (name, link) in &links {
-        if let Err(e) = addr::harden_arp(name) {
-            warn!(interface = %name, error = %e, "cannot set arp_ignore/arp_announce");
-        }
-        let attached = dp
-            .attach(name, opts.xdp_mode)
-            .with_context(|| format!("attaching to {name}"))?;
-        info!(interface = %name, mode = attached.mode.name(), adopted = attached.adopted,
-            "ingress and TC egress programs attached");
-        interfaces.push(InterfaceStatus {
-            name: name.clone(),
-            ifindex: attached.ifindex,
-            mode: attached.mode.name().to_owned(),
-            adopted: attached.adopted,
-        });
-        senders.insert(
-            link.index,
-            LinkSender::new(link.index)
-                .with_context(|| format!("opening a packet socket on {name}"))?,
-        );
+        let (status, sender) = attach(&mut dp, name, link, opts.xdp_mode)?;
+        interfaces.push(status);
+        senders.insert(link.index, sender);
     }
     let now = Instant::now();
     let mut members = Vec::new();
     for g in config.groups {
-        let link = &links[&g.interface];
-        let vip_addrs: Vec<Ipv4Addr> = g.vips.iter().map(|v| v.addr).collect();
         let src = sources[&(g.interface.clone(), g.vhid)];
-        let params = Params {
-            vhid: g.vhid,
-            advbase: g.advbase,
-            advskew: g.advskew,
-            preempt: g.preempt,
-            neutral: g.neutral,
-            dead_ratio: g.dead_ratio,
-            local_addr: src,
-            demote_by: match g.demote_mode {
-                crate::config::DemoteMode::Advskew => crate::election::DemoteBy::Advskew,
-                crate::config::DemoteMode::Demote => crate::election::DemoteBy::DemoteCount,
-            },
-        };
-        params
-            .validate()
-            .with_context(|| format!("{}/vhid{}", g.interface, g.vhid))?;
-        let settings = Settings::of(&g);
-        let mut added = Vec::new();
-        if g.address_mode == AddressMode::Always {
-            for v in &g.vips {
-                if nl.add(link.index, *v).await? {
-                    added.push(*v);
-                }
-            }
-        }
-        let label = format!("{}/vhid{}", g.interface, g.vhid);
-        members.push(Member {
-            link: Link {
-                name: g.interface.clone(),
-                index: link.index,
-                mac: link.mac,
-            },
-            core: group::Group::new(params, settings),
-            rx: Receiver::new(
-                label,
-                g.vhid,
-                src,
-                g.destination,
-                vip_addrs,
-                g.key.clone(),
-                g.coverage,
-            ),
-            tx: Tx::new(src, random_u64(), random_u64() as u16),
-            counters: Counters::new(now),
-            added,
-            cfg: g,
-        });
+        members.push(member(&nl, g, &links, src, now).await?);
     }
     let running = links.values().map(|l| (l.index, l.running)).collect();
     let scripts = ScriptRunner::start();
@@ -562,6 +552,355 @@ pub async fn build(config: Config, opts: &Options) -> Result<Daemon<Kernel>> {
         .map(|name| (name, TrackerReport::default()))
         .collect();
     Ok(d)
+}
+
+/// The links of `groups`, by name.
+async fn links_of(
+    nl: &Netlink,
+    groups: &[crate::config::GroupConfig],
+) -> Result<HashMap<String, LinkInfo>> {
+    let mut links = HashMap::new();
+    for g in groups {
+        if !links.contains_key(&g.interface) {
+            let link = nl
+                .link(&g.interface)
+                .await
+                .with_context(|| format!("interface {}", g.interface))?;
+            links.insert(g.interface.clone(), link);
+        }
+    }
+    Ok(links)
+}
+
+/// The address group `g` advertises from: its `srcip`, which must be an address of its
+/// link, or the link's first IPv4 address that is not a VIP.
+async fn source_of(
+    nl: &Netlink,
+    g: &crate::config::GroupConfig,
+    link: &LinkInfo,
+) -> Result<Ipv4Addr> {
+    let vip_addrs: Vec<Ipv4Addr> = g.vips.iter().map(|v| v.addr).collect();
+    Ok(match g.srcip {
+        Some(s) => {
+            // Advertisements must come from the node's own address on that link: peers
+            // tell the master by it, and replies to it must reach this node.
+            if !nl.configured(link.index).await?.contains(&s) {
+                bail!(
+                    "srcip (-s) {s} is not an address of {}: give one of its own addresses",
+                    g.interface
+                );
+            }
+            s
+        }
+        None => nl
+            .primary_v4(link.index, &vip_addrs)
+            .await?
+            .with_context(|| {
+                format!(
+                    "{} has no IPv4 address to advertise from; give srcip (-s)",
+                    g.interface
+                )
+            })?,
+    })
+}
+
+/// Registers group `g` in the data plane with every VIP "not owned": its advertisements
+/// reach the daemon, and no node answers for its VIPs before the election says so.
+fn register(dp: &mut Dataplane, ifindex: u32, g: &crate::config::GroupConfig) -> Result<()> {
+    for v in &g.vips {
+        dp.set_owner(ifindex, v.addr, vipd_common::VipOwner::NOT_OWNED)?;
+    }
+    dp.add_group(ifindex, g.vhid, g.destination)?;
+    Ok(())
+}
+
+/// Attaches the programs to `name` and opens its packet socket.
+fn attach(
+    dp: &mut Dataplane,
+    name: &str,
+    link: &LinkInfo,
+    mode: XdpPreference,
+) -> Result<(InterfaceStatus, LinkSender)> {
+    if let Err(e) = addr::harden_arp(name) {
+        warn!(interface = %name, error = %e, "cannot set arp_ignore/arp_announce");
+    }
+    let attached = dp
+        .attach(name, mode)
+        .with_context(|| format!("attaching to {name}"))?;
+    info!(interface = %name, mode = attached.mode.name(), adopted = attached.adopted,
+        "ingress and TC egress programs attached");
+    let status = InterfaceStatus {
+        name: name.to_owned(),
+        ifindex: attached.ifindex,
+        mode: attached.mode.name().to_owned(),
+        adopted: attached.adopted,
+    };
+    let sender = LinkSender::new(link.index)
+        .with_context(|| format!("opening a packet socket on {name}"))?;
+    Ok((status, sender))
+}
+
+/// Group `g`'s parameters with its source address.
+fn params_of(g: &crate::config::GroupConfig, src: Ipv4Addr) -> Params {
+    Params {
+        vhid: g.vhid,
+        advbase: g.advbase,
+        advskew: g.advskew,
+        preempt: g.preempt,
+        neutral: g.neutral,
+        dead_ratio: g.dead_ratio,
+        local_addr: src,
+        demote_by: match g.demote_mode {
+            crate::config::DemoteMode::Advskew => crate::election::DemoteBy::Advskew,
+            crate::config::DemoteMode::Demote => crate::election::DemoteBy::DemoteCount,
+        },
+    }
+}
+
+/// A new member for group `g` (its addresses added in "always" mode), not started yet.
+async fn member(
+    nl: &Netlink,
+    g: crate::config::GroupConfig,
+    links: &HashMap<String, LinkInfo>,
+    src: Ipv4Addr,
+    now: Instant,
+) -> Result<Member> {
+    let link = &links[&g.interface];
+    let vip_addrs: Vec<Ipv4Addr> = g.vips.iter().map(|v| v.addr).collect();
+    let params = params_of(&g, src);
+    params
+        .validate()
+        .with_context(|| format!("{}/vhid{}", g.interface, g.vhid))?;
+    let settings = Settings::of(&g);
+    let mut added = Vec::new();
+    if g.address_mode == AddressMode::Always {
+        for v in &g.vips {
+            if nl.add(link.index, *v).await? {
+                added.push(*v);
+            }
+        }
+    }
+    let label = format!("{}/vhid{}", g.interface, g.vhid);
+    Ok(Member {
+        link: Link {
+            name: g.interface.clone(),
+            index: link.index,
+            mac: link.mac,
+        },
+        core: group::Group::new(params, settings),
+        rx: Receiver::new(
+            label,
+            g.vhid,
+            src,
+            g.destination,
+            vip_addrs,
+            g.key.clone(),
+            g.coverage,
+        ),
+        tx: Tx::new(src, random_u64(), random_u64() as u16),
+        counters: Counters::new(now),
+        added,
+        cfg: g,
+    })
+}
+
+/// The trackers running now, and where their reports arrive.
+struct Trackers {
+    configs: Vec<crate::trackers::TrackerConfig>,
+    events: Option<tokio::sync::mpsc::Receiver<crate::trackers::TrackerEvent>>,
+}
+
+impl Trackers {
+    fn start(configs: Vec<crate::trackers::TrackerConfig>) -> Result<Trackers> {
+        let events = if configs.is_empty() {
+            None
+        } else {
+            Some(crate::trackers::spawn(configs.clone()).context("starting the trackers")?)
+        };
+        Ok(Trackers { configs, events })
+    }
+}
+
+/// Reads the configuration file again and applies it (SIGHUP, `vipd reload`); returns what
+/// changed. Everything that can fail is checked first: an unreadable or invalid file, a
+/// missing interface, a wrong source address or a tracker that cannot start change
+/// nothing.
+async fn reload(
+    d: &mut Daemon<Kernel>,
+    opts: &Options,
+    trackers: &mut Trackers,
+    demotions: &std::path::Path,
+) -> Result<String> {
+    let Some(path) = &opts.config_file else {
+        bail!(
+            "vipd was started with ucarp flags: there is no configuration file to read \
+             again; restart it with the new flags"
+        );
+    };
+    if d.reloading() {
+        bail!("the previous reload is still handing over the groups it removed; try again once they are gone");
+    }
+    let config = Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let running: Vec<&crate::config::GroupConfig> = d.members.iter().map(|m| &m.cfg).collect();
+    let plan = crate::reload::plan(
+        &running,
+        &trackers.configs,
+        &config.groups,
+        &config.trackers,
+    );
+    // Checks: every new group's link and source address.
+    let starting: Vec<crate::config::GroupConfig> =
+        plan.add.iter().chain(&plan.replace).cloned().collect();
+    let links = links_of(&d.fx.nl, &starting).await?;
+    let mut sources = HashMap::new();
+    for g in &starting {
+        let src = source_of(&d.fx.nl, g, &links[&g.interface]).await?;
+        params_of(g, src)
+            .validate()
+            .with_context(|| format!("{}/vhid{}", g.interface, g.vhid))?;
+        sources.insert(crate::reload::key_of(g), src);
+    }
+    let restarted = if plan.trackers_changed {
+        Some(Trackers::start(config.trackers.clone())?)
+    } else {
+        None
+    };
+    // New links get the programs (their VIPs are all "not owned" until a group owns them).
+    for (name, link) in &links {
+        if !d.fx.senders.contains_key(&link.index) {
+            let (status, sender) = attach(&mut d.fx.dp, name, link, opts.xdp_mode)?;
+            d.interfaces.push(status);
+            d.fx.senders.insert(link.index, sender);
+        }
+    }
+    for w in &config.warnings {
+        warn!("{w}");
+    }
+    let now = Instant::now();
+    if let Some(t) = restarted {
+        *trackers = t;
+        d.trackers = trackers
+            .configs
+            .iter()
+            .map(|t| (t.name.clone(), TrackerReport::default()))
+            .collect();
+    }
+    let position = |d: &Daemon<Kernel>, key: &crate::reload::GroupKey| {
+        d.members
+            .iter()
+            .position(|m| crate::reload::key_of(&m.cfg) == *key)
+    };
+    for g in plan.update.iter().cloned() {
+        if let Some(i) = position(d, &crate::reload::key_of(&g)) {
+            d.update(i, g, now).await;
+        }
+    }
+    for key in &plan.remove {
+        if let Some(i) = position(d, key) {
+            d.retire(i, now).await;
+        }
+    }
+    for g in plan.replace.iter().cloned() {
+        let key = crate::reload::key_of(&g);
+        if let Some(i) = position(d, &key) {
+            d.retire(i, now).await;
+        }
+        let link = links[&g.interface].clone();
+        d.pending.push((g, link, sources[&key]));
+    }
+    for g in plan.add.iter().cloned() {
+        let link = links[&g.interface].clone();
+        let src = sources[&crate::reload::key_of(&g)];
+        start_group(d, g, link, src, demotions).await?;
+    }
+    settle(d, demotions).await;
+    Ok(plan.summary())
+}
+
+/// Registers, adds and starts one group; a group demoted before stays demoted.
+async fn start_group(
+    d: &mut Daemon<Kernel>,
+    g: crate::config::GroupConfig,
+    link: LinkInfo,
+    src: Ipv4Addr,
+    demotions: &std::path::Path,
+) -> Result<()> {
+    register(&mut d.fx.dp, link.index, &g)?;
+    let key = (g.interface.clone(), g.vhid);
+    let links = HashMap::from([(g.interface.clone(), link.clone())]);
+    let m = member(&d.fx.nl, g, &links, src, Instant::now()).await?;
+    d.add(m, link.running, Instant::now()).await;
+    if load_demotions(demotions).contains(&key) {
+        d.on_request(
+            Request::Demote {
+                target: Target::Vhid(key.1),
+            },
+            Instant::now(),
+        )
+        .await;
+    }
+    Ok(())
+}
+
+/// Takes out the groups a reload removed once they handed over: the addresses vipd added
+/// go, and so do their entries in the data plane, except for a VIP still configured (as at
+/// a clean stop, it stays "not owned" so that the kernel never answers for it). Then the
+/// groups that replace them start.
+async fn settle(d: &mut Daemon<Kernel>, demotions: &std::path::Path) {
+    let gone = d.take_retired();
+    if gone.is_empty() {
+        return;
+    }
+    let mut guarded: Vec<(u32, Ipv4Addr)> = Vec::new();
+    for m in gone {
+        for v in &m.added {
+            if let Err(e) = d.fx.remove_address(m.link.index, *v).await {
+                warn!(error = %e, vip = %v, "cannot remove VIP");
+            }
+        }
+        let present = d.fx.nl.configured(m.link.index).await.unwrap_or_default();
+        for v in m.cfg.vips.iter().filter(|v| present.contains(&v.addr)) {
+            warn!(group = %m.label(), vip = %v, "the VIP stays configured (vipd did not add it): \
+                this node does not answer ARP for it; remove the address");
+            guarded.push((m.link.index, v.addr));
+        }
+        info!(group = %m.label(), "removed");
+    }
+    let pending = std::mem::take(&mut d.pending);
+    let (ready, waiting): (Vec<_>, Vec<_>) = pending.into_iter().partition(|(g, link, _)| {
+        !d.members
+            .iter()
+            .any(|m| m.link.index == link.index && m.cfg.vhid == g.vhid)
+    });
+    d.pending = waiting;
+    let members = &d.members;
+    let pending = &d.pending;
+    let keep_vip = |i: u32, a: Ipv4Addr| {
+        guarded.contains(&(i, a))
+            || members
+                .iter()
+                .any(|m| m.link.index == i && m.cfg.vips.iter().any(|v| v.addr == a))
+            || ready
+                .iter()
+                .chain(pending)
+                .any(|(g, l, _)| l.index == i && g.vips.iter().any(|v| v.addr == a))
+    };
+    let keep_group = |i: u32, v: u8| {
+        members.iter().any(|m| m.link.index == i && m.cfg.vhid == v)
+            || ready
+                .iter()
+                .chain(pending)
+                .any(|(g, l, _)| l.index == i && g.vhid == v)
+    };
+    if let Err(e) = d.fx.dp.retain(keep_vip, keep_group) {
+        warn!(error = %e, "cannot remove the data plane entries of removed groups");
+    }
+    for (g, link, src) in ready {
+        let label = format!("{}/vhid{}", g.interface, g.vhid);
+        if let Err(e) = start_group(d, g, link, src, demotions).await {
+            tracing::error!(group = %label, "cannot start the new group: {e:#}");
+        }
+    }
 }
 
 /// The instance lock of this network namespace: held for the daemon's life, taken before
@@ -623,11 +962,7 @@ pub async fn run(config: Config, opts: Options) -> Result<()> {
     }
     // Link events are subscribed to before the links are read, so that no change is lost.
     let mut link_watch = LinkWatch::start()?;
-    let mut tracker_events = if config.trackers.is_empty() {
-        None
-    } else {
-        Some(crate::trackers::spawn(config.trackers.clone()).context("starting the trackers")?)
-    };
+    let mut trackers = Trackers::start(config.trackers.clone())?;
     let mut d = build(config, &opts).await?;
     let mut rings = Rings::open(&mut d.fx.dp)?;
     let listener = control::listen(&opts.control_socket).await?;
@@ -674,6 +1009,7 @@ pub async fn run(config: Config, opts: Options) -> Result<()> {
     let mut int = signal(SignalKind::interrupt())?;
     let mut usr1 = signal(SignalKind::user_defined1())?;
     let mut usr2 = signal(SignalKind::user_defined2())?;
+    let mut hup = signal(SignalKind::hangup())?;
     let mut failure = None;
     // systemd (Type=notify): ready once every group runs; the watchdog is fed from this
     // loop, so a stuck loop is what it catches.
@@ -715,6 +1051,16 @@ pub async fn run(config: Config, opts: Options) -> Result<()> {
             Some(p) = requests.recv() => {
                 let reply = match p.request {
                     Request::Status => Reply::Status(status(&d, &control_stats)),
+                    Request::Reload => match reload(&mut d, &opts, &mut trackers, &demotions).await {
+                        Ok(summary) => {
+                            info!(changes = %summary, "configuration reloaded");
+                            Reply::Reloaded { summary }
+                        }
+                        Err(e) => {
+                            warn!("reload refused, nothing changed: {e:#}");
+                            Reply::Error { message: format!("reload refused, nothing changed: {e:#}") }
+                        }
+                    },
                     req => {
                         let reply = d.on_request(req, Instant::now()).await;
                         save_demotions(&d, &demotions);
@@ -723,7 +1069,7 @@ pub async fn run(config: Config, opts: Options) -> Result<()> {
                 };
                 let _ = p.reply.send(reply);
             }
-            Some(ev) = next_tracker_event(&mut tracker_events) => {
+            Some(ev) = next_tracker_event(&mut trackers.events) => {
                 let (name, update) = match ev {
                     crate::trackers::TrackerEvent::Health { name, healthy } => {
                         (name, group::TrackerUpdate::Health(healthy))
@@ -741,6 +1087,12 @@ pub async fn run(config: Config, opts: Options) -> Result<()> {
                 d.on_usr2(Instant::now()).await;
                 save_demotions(&d, &demotions);
             }
+            _ = hup.recv() => {
+                match reload(&mut d, &opts, &mut trackers, &demotions).await {
+                    Ok(summary) => info!(changes = %summary, "configuration reloaded (SIGHUP)"),
+                    Err(e) => warn!("reload refused, nothing changed: {e:#}"),
+                }
+            }
             _ = usr1.recv() => {
                 if let Ok(s) = serde_json::to_string(&status(&d, &control_stats)) {
                     info!(status = %s, "status");
@@ -751,6 +1103,9 @@ pub async fn run(config: Config, opts: Options) -> Result<()> {
             }
             _ = term.recv() => break,
             _ = int.recv() => break,
+        }
+        if d.reloading() {
+            settle(&mut d, &demotions).await;
         }
     }
 
@@ -1178,6 +1533,85 @@ mod tests {
         )
         .await;
         assert_eq!(d.members[0].core.state(), State::Backup);
+    }
+}
+
+#[cfg(test)]
+mod reload_tests {
+    use super::*;
+    use crate::effects::{Effect, Recorder};
+    use crate::executor::tests::{IFINDEX, member};
+
+    /// One group, MASTER, with its effects so far taken.
+    async fn master() -> (Daemon<Recorder>, Instant) {
+        let t0 = Instant::now();
+        let links = HashMap::from([(IFINDEX, true)]);
+        let mut d = Daemon::new(vec![member(|_| {})], links, Recorder::default(), t0);
+        d.start(t0).await;
+        let t1 = d.next_deadline().unwrap();
+        d.on_timers(t1).await;
+        assert_eq!(d.members[0].core.state(), State::Master);
+        d.fx.take();
+        (d, t1)
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn new_settings_apply_in_place_without_a_transition() {
+        let (mut d, t) = master().await;
+        let transitions = d.members[0].counters.transitions;
+        let cfg = member(|g| g.advskew = Some(50)).cfg;
+        d.update(0, cfg, t).await;
+        assert_eq!(d.members[0].core.state(), State::Master);
+        assert_eq!(d.members[0].counters.transitions, transitions);
+        assert!(d.fx.take().is_empty(), "nothing is sent or written at once");
+        // The next advertisement carries the new advskew (byte 2 of the CARP header).
+        let carp_dst = crate::garp::dst_mac(crate::carp::DEFAULT_GROUP);
+        let mut skews = Vec::new();
+        while skews.is_empty() {
+            let next = d.next_deadline().unwrap();
+            d.on_timers(next).await;
+            skews.extend(d.fx.take().into_iter().filter_map(|e| match e {
+                Effect::Frame { frame, .. } if frame[..6] == carp_dst => Some(frame[14 + 20 + 2]),
+                _ => None,
+            }));
+        }
+        assert_eq!(skews, [50]);
+        assert_eq!(d.members[0].core.state(), State::Master);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_removed_master_hands_over_and_leaves_once_the_peer_took_over() {
+        let (mut d, t) = master().await;
+        d.retire(0, t).await;
+        assert!(d.reloading());
+        assert!(d.take_retired().is_empty(), "still handing over");
+        let log = d.fx.take();
+        assert!(matches!(log[0], Effect::Frame { .. }), "bow-out first: {log:?}");
+        let vips = [Ipv4Addr::new(10, 0, 0, 100), Ipv4Addr::new(10, 0, 0, 101)];
+        let adv = crate::carp::Advert::signed(
+            1,
+            1,
+            100,
+            0,
+            9,
+            &vips,
+            &crate::carp::Key::new(b"secret"),
+        );
+        let peer = crate::carp::build_ipv4(
+            Ipv4Addr::new(10, 0, 0, 2),
+            crate::carp::DEFAULT_GROUP,
+            1,
+            &adv,
+        );
+        d.on_advert(IFINDEX, &peer, t + Duration::from_millis(3))
+            .await;
+        let gone = d.take_retired();
+        assert_eq!(gone.len(), 1);
+        assert!(d.members.is_empty() && !d.reloading());
+        // Its advertisements now belong to no group.
+        d.on_advert(IFINDEX, &peer, t + Duration::from_millis(4))
+            .await;
+        assert_eq!(d.status(t, Vec::new()).unknown_group, 1);
     }
 }
 

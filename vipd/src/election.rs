@@ -382,6 +382,12 @@ impl Group {
         &self.params
     }
 
+    /// Takes new parameters (a reload): the next advertisement and the next master-down
+    /// use them; the state, the master followed and any demotion stay.
+    pub fn set_params(&mut self, params: Params) {
+        self.params = params;
+    }
+
     /// Administratively demoted ([`Event::Demote`] without [`Event::Promote`] since).
     pub fn is_demoted(&self) -> bool {
         self.demoted

@@ -300,6 +300,38 @@ impl Group {
         out
     }
 
+    /// New parameters and settings at `now` (a reload): the state stays, the next
+    /// advertisement carries them, and a changed demotion is advertised at once. Reports
+    /// of trackers the group no longer depends on are forgotten.
+    pub fn reconfigure(&mut self, params: Params, settings: Settings, now: Instant) -> Vec<Command> {
+        let mut out = Vec::new();
+        self.election.set_params(params);
+        self.tracking
+            .health
+            .retain(|t, _| settings.tracks.iter().any(|k| &k.tracker == t));
+        self.tracking
+            .values
+            .retain(|t, _| settings.tracks.iter().any(|k| &k.tracker == t));
+        if self.settings.garp_refresh != settings.garp_refresh {
+            self.timers.garp_refresh = match (self.state(), settings.garp_refresh) {
+                (State::Master, Some(r)) => Some(now + r),
+                _ => None,
+            };
+        }
+        self.settings = settings;
+        self.advertise_demotion(now, &mut out);
+        let faulted = self.tracking.faulted(&self.settings.tracks);
+        if faulted != self.election.is_faulted() {
+            let event = if faulted {
+                Event::Fault
+            } else {
+                Event::Recover
+            };
+            self.feed(event, now, &mut out);
+        }
+        out
+    }
+
     /// The demotion from its own trackers (not its sync group's floor).
     pub fn own_demotion(&self) -> u8 {
         self.tracking.own_demotion(&self.settings.tracks)

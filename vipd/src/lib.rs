@@ -18,6 +18,7 @@ pub mod garp;
 pub mod group;
 pub mod metrics;
 pub mod privileges;
+pub mod reload;
 pub mod rx;
 pub mod scripts;
 pub mod trackers;

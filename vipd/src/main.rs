@@ -509,6 +509,10 @@ fn client(opts: &Options, req: Request, json: bool) -> ExitCode {
             print!("{}", control::render(&s));
             ExitCode::SUCCESS
         }
+        Ok(Reply::Reloaded { summary }) => {
+            println!("reloaded: {summary}");
+            ExitCode::SUCCESS
+        }
         Ok(Reply::Ok { changed }) => {
             let list: Vec<String> = changed.iter().map(|v| v.to_string()).collect();
             println!("ok: vhid {}", list.join(", "));
