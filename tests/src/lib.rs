@@ -1172,6 +1172,8 @@ pub struct InterfaceStatus {
 pub struct GroupStatus {
     pub vhid: u8,
     pub state: String,
+    #[serde(default)]
+    pub advskew: u8,
     pub master: Option<String>,
     pub demoted: bool,
     pub transitions: u64,

@@ -1,0 +1,129 @@
+//! Reload (`vipd reload` and SIGHUP) of a running `vipd run --config FILE`, started and
+//! driven as a user types it: unchanged groups see no transition and lose no ping, changed
+//! settings apply in place, removed groups hand over to the peer, added groups start, and
+//! an invalid file changes nothing.
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use vipd_tests::{Lab, Status};
+
+const SEC: Duration = Duration::from_secs(1);
+
+fn vip(n: u8) -> Ipv4Addr {
+    Ipv4Addr::new(10, 0, 0, n)
+}
+
+/// One `[[group]]` per (vhid, advskew); group `vhid` owns 10.0.0.(99 + vhid).
+fn config(groups: &[(u8, u8)]) -> String {
+    groups
+        .iter()
+        .map(|(vhid, advskew)| {
+            format!(
+                "[[group]]\ninterface = \"eth0\"\nvhid = {vhid}\nvips = [\"{}/24\"]\n\
+                 password = \"reload\"\nadvskew = {advskew}\npreempt = true\n\n",
+                vip(99 + vhid)
+            )
+        })
+        .collect()
+}
+
+fn group(s: &Status, vhid: u8) -> Option<&vipd_tests::GroupStatus> {
+    s.groups.iter().find(|g| g.vhid == vhid)
+}
+
+/// Starts node `i` as a user would, with its configuration in the lab directory.
+fn start(lab: &mut Lab, i: usize, text: &str) -> std::path::PathBuf {
+    let path = lab.dir().join(format!("n{}.toml", i + 1));
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .unwrap();
+    lab.start_vipd_as_user(i, &["run", "--config", &path.to_string_lossy()])
+        .unwrap();
+    path
+}
+
+#[test]
+fn a_reload_touches_only_what_changed() {
+    let mut lab = Lab::new("reload", 2).unwrap();
+    lab.as_user = true;
+    let path = start(&mut lab, 0, &config(&[(1, 0), (2, 0), (3, 0)]));
+    start(&mut lab, 1, &config(&[(1, 100), (2, 100), (3, 100)]));
+    for vhid in 1..=3 {
+        assert!(
+            lab.wait_state(0, vhid, "MASTER", 8 * SEC),
+            "{}",
+            lab.log_text(0)
+        );
+        assert!(lab.wait_state(1, vhid, "BACKUP", 8 * SEC));
+    }
+    let before = lab.status_as_user(0).unwrap();
+    // A client pings the VIP of the group that does not change, every 10 ms.
+    let probe = lab.start_probe(vip(100), Duration::from_millis(10), 600).unwrap();
+    std::thread::sleep(SEC);
+
+    // Group 2 gets a new advskew (still the best), group 3 goes, group 4 comes.
+    std::fs::write(&path, config(&[(1, 0), (2, 50), (4, 0)])).unwrap();
+    let out = lab.vipd_ctl(0, &["reload"]).unwrap();
+    assert_eq!(
+        out.trim(),
+        "reloaded: 1 unchanged; added: eth0/vhid4; updated: eth0/vhid2; removed: eth0/vhid3"
+    );
+    // The removed group hands over to the peer; the added one starts and, alone, takes
+    // its VIP after master-down.
+    assert!(lab.wait_state(1, 3, "MASTER", 5 * SEC), "{}", lab.log_text(1));
+    assert!(lab.wait_state(0, 4, "MASTER", 8 * SEC), "{}", lab.log_text(0));
+
+    // An invalid file changes nothing and says why.
+    std::fs::write(&path, "[[group]]\ninterface = \"eth0\"\nvhid = 300\n").unwrap();
+    let err = lab.vipd_ctl(0, &["reload"]).unwrap_err().to_string();
+    assert!(err.contains("nothing changed"), "{err}");
+    // SIGHUP does what `vipd reload` does: here, with the same invalid file, nothing.
+    let pid = before.pid;
+    assert!(!lab.signal(pid, libc::SIGHUP, Duration::from_millis(500)));
+
+    let report = lab.finish_probe(probe).unwrap();
+    let after = lab.status_as_user(0).unwrap();
+    assert_eq!(report.lost(), 0, "{report:?}");
+    let (g1_before, g1) = (group(&before, 1).unwrap(), group(&after, 1).unwrap());
+    assert_eq!((g1.state.as_str(), g1.transitions), ("MASTER", g1_before.transitions));
+    let (g2_before, g2) = (group(&before, 2).unwrap(), group(&after, 2).unwrap());
+    assert_eq!(
+        (g2.state.as_str(), g2.transitions, g2.advskew),
+        ("MASTER", g2_before.transitions, 50)
+    );
+    assert!(group(&after, 3).is_none(), "{:?}", after.groups);
+    assert_eq!(
+        after.groups.iter().map(|g| g.vhid).collect::<Vec<_>>(),
+        [1, 2, 4]
+    );
+    let log = lab.log_text(0);
+    assert!(log.contains("reload refused, nothing changed"), "{log}");
+    // One owner for each VIP, seen from the client.
+    assert_eq!(lab.arp_owners(vip(100), 2), vec![lab.nodes[0].mac()]);
+    assert_eq!(lab.arp_owners(vip(102), 2), vec![lab.nodes[1].mac()]);
+    assert_eq!(lab.arp_owners(vip(103), 2), vec![lab.nodes[0].mac()]);
+}
+
+#[test]
+fn a_replaced_group_hands_over_then_starts_again() {
+    let mut lab = Lab::new("reloadmode", 2).unwrap();
+    lab.as_user = true;
+    let path = start(&mut lab, 0, &config(&[(1, 0)]));
+    start(&mut lab, 1, &config(&[(1, 100)]));
+    assert!(lab.wait_state(0, 1, "MASTER", 8 * SEC), "{}", lab.log_text(0));
+    let probe = lab.start_probe(vip(100), Duration::from_millis(10), 400).unwrap();
+    std::thread::sleep(SEC / 2);
+    // Another address mode is another group: the running one hands over to the peer, the
+    // new one starts in BACKUP and, preemptive and better, takes the VIP back.
+    let text = config(&[(1, 0)]) + "address_mode = \"move\"\n";
+    std::fs::write(&path, text).unwrap();
+    let out = lab.vipd_ctl(0, &["reload"]).unwrap();
+    assert_eq!(out.trim(), "reloaded: 0 unchanged; replaced: eth0/vhid1");
+    assert!(lab.wait_state(1, 1, "MASTER", 5 * SEC), "{}", lab.log_text(1));
+    assert!(lab.wait_state(0, 1, "MASTER", 8 * SEC), "{}", lab.log_text(0));
+    let report = lab.finish_probe(probe).unwrap();
+    assert_eq!(report.lost(), 0, "{report:?}");
+    assert_eq!(lab.arp_owners(vip(100), 2), vec![lab.nodes[0].mac()]);
+    // In move mode the address is on the MASTER only.
+    assert!(lab.nodes[0].has_addr(vip(100)));
+}
