@@ -197,8 +197,16 @@ impl<E: Effects> Daemon<E> {
         let Some(name) = self.members[i].cfg.sync_group.clone() else {
             return;
         };
+        // A group a reload takes out leaves its sync group: its hand-over moves nobody else.
+        let retiring = |m: &Member| self.retiring.contains(&(m.link.index, m.cfg.vhid));
+        if retiring(&self.members[i]) {
+            return;
+        }
         let together: Vec<usize> = (0..self.members.len())
-            .filter(|&j| self.members[j].cfg.sync_group.as_deref() == Some(name.as_str()))
+            .filter(|&j| {
+                self.members[j].cfg.sync_group.as_deref() == Some(name.as_str())
+                    && !retiring(&self.members[j])
+            })
             .collect();
         // FAULT: while one member is in FAULT because of its own trackers, all are.
         let faulted = together
@@ -1678,6 +1686,13 @@ mod sync_tests {
         assert_eq!(skews, [200, 200], "a better member never preempts back");
         d.on_tracker("web", TrackerUpdate::Health(true), t).await;
         assert_eq!(d.members[1].core.election().advert_fields().1, 0);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_group_removed_by_a_reload_leaves_its_sync_group_in_place() {
+        let (mut d, t) = pair().await;
+        d.retire(0, t).await;
+        assert_eq!(states(&d)[1], State::Master, "the other member stays");
     }
 
     #[tokio::test(flavor = "current_thread")]
