@@ -127,3 +127,42 @@ fn a_replaced_group_hands_over_then_starts_again() {
     // In move mode the address is on the MASTER only.
     assert!(lab.nodes[0].has_addr(vip(100)));
 }
+
+#[test]
+fn a_reload_can_add_a_group_on_a_new_link() {
+    let mut lab = Lab::new("reloadlink", 1).unwrap();
+    lab.as_user = true;
+    let path = start(&mut lab, 0, &config(&[(1, 0)]));
+    assert!(lab.wait_state(0, 1, "MASTER", 8 * SEC), "{}", lab.log_text(0));
+    lab.add_link(0, "eth1").unwrap();
+    lab.nodes[0]
+        .ok("ip addr add 10.0.1.1/24 dev eth1 && ip link set eth1 up")
+        .unwrap();
+    let text = config(&[(1, 0)])
+        + "[[group]]\ninterface = \"eth1\"\nvhid = 2\nvips = [\"10.0.1.100/24\"]\n\
+           password = \"reload\"\n";
+    std::fs::write(&path, text).unwrap();
+    // After start-up vipd holds only a few capabilities: attaching to a new link still works.
+    let out = lab.vipd_ctl(0, &["reload"]).unwrap();
+    assert_eq!(out.trim(), "reloaded: 1 unchanged; added: eth1/vhid2");
+    assert!(lab.wait_state(0, 2, "MASTER", 8 * SEC), "{}", lab.log_text(0));
+    let s = lab.status_as_user(0).unwrap();
+    let modes: Vec<(&str, &str)> = s
+        .interfaces
+        .iter()
+        .map(|i| (i.name.as_str(), i.mode.as_str()))
+        .collect();
+    assert!(modes.contains(&("eth1", "tc")), "{modes:?}");
+    assert_eq!(
+        lab.arp_owners(Ipv4Addr::new(10, 0, 1, 100), 2),
+        vec![lab.nodes[0].mac_of("eth1")]
+    );
+    // A group on a link that does not exist is refused, and nothing changes.
+    let text = config(&[(1, 0)])
+        + "[[group]]\ninterface = \"eth9\"\nvhid = 3\nvips = [\"10.0.2.100/24\"]\n\
+           password = \"reload\"\n";
+    std::fs::write(&path, text).unwrap();
+    let err = lab.vipd_ctl(0, &["reload"]).unwrap_err().to_string();
+    assert!(err.contains("eth9") && err.contains("nothing changed"), "{err}");
+    assert_eq!(lab.status_as_user(0).unwrap().groups.len(), 2);
+}
