@@ -80,6 +80,33 @@ pub fn render(status: &Status) -> String {
         "vipd_worst_advert_delay_seconds",
         "Longest an advertisement left after its due time",
     );
+    let in_state = seconds(
+        "vipd_state_age_seconds",
+        "Time since the group's last state change",
+    );
+    let last_takeover = seconds(
+        "vipd_last_takeover_timestamp_seconds",
+        "When this node last took the group's VIPs over (Unix time)",
+    );
+    let last_flip = seconds(
+        "vipd_last_flip_duration_seconds",
+        "How long the ownership map write of the last take-over took",
+    );
+    let demotion = gauge(
+        "vipd_group_tracker_demotion",
+        "What failed trackers add to the group's advskew or demote count",
+        GROUP,
+    );
+    let tracker_up = gauge(
+        "vipd_tracker_up",
+        "1 while a tracker reports healthy, 0 while it reports failing (absent before its first verdict)",
+        &["tracker"],
+    );
+    let tracker_value = gauge(
+        "vipd_tracker_value",
+        "The last value a file tracker read",
+        &["tracker"],
+    );
     let verdicts = counter(
         "vipd_dataplane_verdicts_total",
         "Frames the kernel programs passed or dropped, by reason",
@@ -110,6 +137,26 @@ pub fn render(status: &Status) -> String {
         worst_delay
             .with_label_values(&labels)
             .set(g.worst_advert_delay_us as f64 / 1e6);
+        in_state.with_label_values(&labels).set(g.since_secs);
+        if let Some(us) = g.last_owned_at_unix_us {
+            last_takeover.with_label_values(&labels).set(us as f64 / 1e6);
+        }
+        if let Some(us) = g.last_own_flip_us {
+            last_flip.with_label_values(&labels).set(us / 1e6);
+        }
+        demotion
+            .with_label_values(&labels)
+            .set(i64::from(g.demotion));
+    }
+    for t in &status.trackers {
+        if let Some(up) = t.healthy {
+            tracker_up
+                .with_label_values(&[t.name.as_str()])
+                .set(i64::from(up));
+        }
+        if let Some(v) = t.value {
+            tracker_value.with_label_values(&[t.name.as_str()]).set(v);
+        }
     }
     for (reason, n) in &status.xdp {
         verdicts.with_label_values(&[reason.as_str()]).inc_by(*n);
@@ -212,8 +259,8 @@ mod tests {
                 worst_advert_delay_us: 1500,
                 adverts_received: 3,
                 rejected: vec![("bad_hmac".into(), 2)],
-                last_owned_at_unix_us: None,
-                last_own_flip_us: None,
+                last_owned_at_unix_us: Some(1_700_000_000_500_000),
+                last_own_flip_us: Some(4.0),
                 last_demote_at_unix_us: None,
                 demotion: 0,
                 failing: Vec::new(),
@@ -222,7 +269,20 @@ mod tests {
             unknown_group: 0,
             control: Default::default(),
             interfaces: Vec::new(),
-            trackers: Vec::new(),
+            trackers: vec![
+                crate::control::TrackerStatus {
+                    name: "web".into(),
+                    healthy: Some(false),
+                    value: None,
+                    since_secs: Some(0.5),
+                },
+                crate::control::TrackerStatus {
+                    name: "weight".into(),
+                    healthy: None,
+                    value: Some(3),
+                    since_secs: Some(1.0),
+                },
+            ],
         }
     }
 
@@ -236,11 +296,18 @@ mod tests {
             "vipd_adverts_rejected_total{interface=\"eth0\",reason=\"bad_hmac\",vhid=\"7\"} 2",
             "vipd_last_advert_age_seconds{interface=\"eth0\",vhid=\"7\"} 0.25",
             "vipd_dataplane_verdicts_total{reason=\"drop_arp_not_owned\"} 5",
+            "vipd_state_age_seconds{interface=\"eth0\",vhid=\"7\"} 1",
+            "vipd_last_takeover_timestamp_seconds{interface=\"eth0\",vhid=\"7\"} 1700000000.5",
+            "vipd_last_flip_duration_seconds{interface=\"eth0\",vhid=\"7\"} 0.000004",
+            "vipd_tracker_up{tracker=\"web\"} 0",
+            "vipd_tracker_value{tracker=\"weight\"} 3",
         ] {
             assert!(text.contains(line), "{line}\n{text}");
         }
         let after = render(&status("BACKUP", 3));
         assert!(after.contains("state=\"BACKUP\",vhid=\"7\"} 1"));
         assert!(after.contains("vipd_transitions_total{interface=\"eth0\",vhid=\"7\"} 3"));
+        // A tracker without a verdict yet has no up/down line.
+        assert!(!text.contains("vipd_tracker_up{tracker=\"weight\"}"), "{text}");
     }
 }
