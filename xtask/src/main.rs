@@ -41,6 +41,9 @@ enum Cmd {
         /// A short run for smoke testing (fewer repetitions and scenarios).
         #[arg(long)]
         quick: bool,
+        /// Run only these scenarios (comma-separated); the report shows only what ran.
+        #[arg(long, value_delimiter = ',', value_name = "SCENARIOS")]
+        only: Vec<bench::Scenario>,
     },
     /// Fuzz a target (or each in turn) with libFuzzer, keeping what it learns in
     /// target/fuzz/corpus/TARGET; a crashing input is saved under fuzz/artifacts/TARGET/.
@@ -94,10 +97,10 @@ fn main() -> Result<()> {
             build_all()?;
             demo::run(&vipd_bin())
         }
-        Cmd::Bench { quick } => {
+        Cmd::Bench { quick, only } => {
             ensure_apt()?;
             build_all()?;
-            bench::run(&workspace_root(), &vipd_bin(), quick)
+            bench::run(&workspace_root(), &vipd_bin(), quick, &only)
         }
         Cmd::Fuzz {
             target,

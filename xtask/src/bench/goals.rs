@@ -1,10 +1,11 @@
 //! vipd's goals, as data: what is measured, the comparison, the threshold and its unit.
 //! [`judge`] reads each goal's figure from a run's results; a goal the run did not
-//! measure is reported as such, never as met.
-use super::Results;
+//! measure is reported as such, never as met, and a goal whose scenario did not run is
+//! left out.
 use super::scenarios::{OutageRow, SCALE_GROUPS};
 use super::stats::{max, median, min};
 use super::systems::{Failure, Speed, Sys, XdpMode};
+use super::{Results, Scenario};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Cmp {
@@ -53,6 +54,21 @@ pub enum Metric {
     ScaleCpu,
     /// RSS of vipd's scale run, MB.
     ScaleRss,
+}
+
+impl Metric {
+    /// The scenario that measures it.
+    pub fn scenario(self) -> Scenario {
+        match self {
+            Metric::GracefulLost | Metric::LinkDownNormal | Metric::LinkDownFastest => {
+                Scenario::Outages
+            }
+            Metric::FloodSpurious => Scenario::Floods,
+            Metric::XdpPassThrough => Scenario::Xdp,
+            Metric::ThroughputDefault => Scenario::Throughput,
+            Metric::ScaleCpu | Metric::ScaleRss => Scenario::Scale,
+        }
+    }
 }
 
 pub struct Goal {
@@ -186,10 +202,12 @@ impl Judged {
     }
 }
 
-/// Every goal with its figure from `r`.
+/// Every goal of the scenarios `r` ran, with its figure from `r`.
 pub fn judge(r: &Results) -> Vec<Judged> {
+    let ran = r.ran();
     goals()
         .into_iter()
+        .filter(|goal| ran.contains(&goal.metric.scenario()))
         .map(|goal| Judged {
             measured: measure(goal.metric, r),
             goal,
@@ -202,7 +220,7 @@ fn vipd_rows(
     failure: Failure,
     speed: Option<Speed>,
 ) -> impl Iterator<Item = &OutageRow> {
-    r.outages.iter().filter(move |row| {
+    r.outages.iter().flatten().filter(move |row| {
         row.sys == Sys::Vipd
             && row.case.failure == failure
             && speed.is_none_or(|s| row.case.speed == s)
@@ -271,7 +289,7 @@ fn measure(metric: Metric, r: &Results) -> Option<Measured> {
             fact(max(&finest.outage), facts)
         }
         Metric::FloodSpurious => {
-            let f = r.floods.iter().find(|f| f.sys == Sys::Vipd)?;
+            let f = r.floods.as_ref()?.iter().find(|f| f.sys == Sys::Vipd)?;
             let n = f.spurious?;
             let mut facts = vec![];
             if n > 0 {
@@ -291,9 +309,9 @@ fn measure(metric: Metric, r: &Results) -> Option<Measured> {
             }
             fact(n as f64, facts)
         }
-        Metric::XdpPassThrough => fact(r.xdp.syn_ns, vec![]),
+        Metric::XdpPassThrough => fact(r.xdp?.syn_ns, vec![]),
         Metric::ThroughputDefault => {
-            let tp = &r.throughput;
+            let tp = r.throughput.as_ref()?;
             let sum = tp.summary(XdpMode::Default);
             if sum.runs == 0 {
                 return None;
@@ -346,7 +364,12 @@ fn measure(metric: Metric, r: &Results) -> Option<Measured> {
             })
         }
         Metric::ScaleCpu | Metric::ScaleRss => {
-            let s = r.scales.iter().find(|s| s.sys == Sys::Vipd)?.measured?;
+            let s = r
+                .scales
+                .as_ref()?
+                .iter()
+                .find(|s| s.sys == Sys::Vipd)?
+                .measured?;
             let value = match metric {
                 Metric::ScaleCpu => s.cpu_pct,
                 _ => s.rss_mb,

@@ -7,7 +7,7 @@ use anyhow::{Result, bail};
 
 use super::Results;
 use super::goals::{Judged, Verdict, judge};
-use super::scenarios::{OutageRow, SCALE_GROUPS, Throughput};
+use super::scenarios::{Flood, OutageRow, SCALE_GROUPS, Scale, Throughput};
 use super::stats::{max, median, min};
 use super::systems::{SYSTEMS, Speed, Sys, XdpMode};
 
@@ -43,11 +43,21 @@ pub fn render(r: &Results) -> String {
         if r.quick { " (quick)" } else { "" }
     );
     intro(&mut s, r);
-    outages(&mut s, r);
-    floods(&mut s, r);
-    data_plane(&mut s, r);
-    throughput(&mut s, &r.throughput);
-    scale(&mut s, r);
+    if let Some(rows) = &r.outages {
+        outages(&mut s, rows, r.reps);
+    }
+    if let Some(floods) = &r.floods {
+        self::floods(&mut s, r.flood_secs, floods);
+    }
+    if r.xdp.is_some() || r.outages.is_some() {
+        data_plane(&mut s, r);
+    }
+    if let Some(tp) = &r.throughput {
+        throughput(&mut s, tp);
+    }
+    if let Some(scales) = &r.scales {
+        scale(&mut s, r.scale_secs, scales);
+    }
     goals(&mut s, &judge(r));
     s
 }
@@ -67,24 +77,40 @@ fn intro(s: &mut String, r: &Results) {
             }
         })
         .collect();
-    let _ = writeln!(
+    let _ = write!(
         s,
-        "{}, measured in the same run on two nodes and a client in network namespaces. \
-         Each outage figure is median / max over {} repetitions; \"owners\" is how many MACs \
-         answered ARP for the VIP afterwards (the max over repetitions).\n",
+        "{}, measured in the same run on two nodes and a client in network namespaces.",
         versions.join(", "),
-        r.reps
     );
+    if r.outages.is_some() {
+        let _ = write!(
+            s,
+            " Each outage figure is median / max over {} repetitions; \"owners\" is how many \
+             MACs answered ARP for the VIP afterwards (the max over repetitions).",
+            r.reps
+        );
+    }
+    if !r.complete() {
+        let _ = write!(
+            s,
+            " This run measured only: {} (`--only`).",
+            r.ran()
+                .iter()
+                .map(|sc| sc.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    s.push_str("\n\n");
+    let speeds = speeds(r);
+    if speeds.is_empty() {
+        return;
+    }
     let _ = writeln!(
         s,
         "| adverts | vipd and ucarp: advbase, advskew master / backup | advertisement interval (ms) | backup's master-down (ms) | keepalived (VRRPv3) advert_int (s) |\n|---|---|---|---|---|"
     );
-    let mut speeds: Vec<Speed> = vec![];
-    for speed in r.outages.iter().map(|row| row.case.speed) {
-        if speeds.contains(&speed) {
-            continue;
-        }
-        speeds.push(speed);
+    for speed in speeds {
         let ((b, k0), (_, k1)) = (speed.carp(true), speed.carp(false));
         let _ = writeln!(
             s,
@@ -96,6 +122,17 @@ fn intro(s: &mut String, r: &Results) {
         );
     }
     s.push('\n');
+}
+
+/// The advertisement timings the run used, each once, in the order first used.
+fn speeds(r: &Results) -> Vec<Speed> {
+    let mut speeds: Vec<Speed> = vec![];
+    for speed in r.outages.iter().flatten().map(|row| row.case.speed) {
+        if !speeds.contains(&speed) {
+            speeds.push(speed);
+        }
+    }
+    speeds
 }
 
 /// The outage cell of `sys` in `scenario`, and its median (NaN when it failed).
@@ -122,7 +159,7 @@ fn outage_cell(rows: &[&OutageRow], sys: Sys, reps: usize) -> (String, f64) {
     }
 }
 
-fn outages(s: &mut String, r: &Results) {
+fn outages(s: &mut String, all: &[OutageRow], reps: usize) {
     let _ = writeln!(
         s,
         "## Client-visible outage (ms, longest gap between replies minus ping's usual gap)\n"
@@ -133,16 +170,16 @@ fn outages(s: &mut String, r: &Results) {
     );
     let _ = writeln!(s, "|---|---|---|---|---|---|");
     let mut cases = vec![];
-    for row in &r.outages {
+    for row in all {
         if !cases.contains(&row.case) {
             cases.push(row.case);
         }
     }
     for case in &cases {
-        let rows: Vec<&OutageRow> = r.outages.iter().filter(|row| row.case == *case).collect();
-        let (v, vm) = outage_cell(&rows, Sys::Vipd, r.reps);
-        let (u, um) = outage_cell(&rows, Sys::Ucarp, r.reps);
-        let (k, km) = outage_cell(&rows, Sys::Keepalived, r.reps);
+        let rows: Vec<&OutageRow> = all.iter().filter(|row| row.case == *case).collect();
+        let (v, vm) = outage_cell(&rows, Sys::Vipd, reps);
+        let (u, um) = outage_cell(&rows, Sys::Ucarp, reps);
+        let (k, km) = outage_cell(&rows, Sys::Keepalived, reps);
         let ratio = |x: f64| {
             if x.is_nan() || vm.is_nan() {
                 "n/a".into()
@@ -161,23 +198,22 @@ fn outages(s: &mut String, r: &Results) {
         );
     }
     // What "probe every N ms" really meant: ping's own cadence, from its timestamps.
-    let mut intervals: Vec<_> = r.outages.iter().map(|row| row.case.interval).collect();
+    let mut intervals: Vec<_> = all.iter().map(|row| row.case.interval).collect();
     intervals.sort();
     intervals.dedup();
     let cadences: Vec<String> = intervals
         .iter()
         .filter_map(|&iv| {
-            let all: Vec<f64> = r
-                .outages
+            let cadence: Vec<f64> = all
                 .iter()
                 .filter(|row| row.case.interval == iv)
                 .flat_map(|row| row.cadence.iter().copied())
                 .collect();
-            (!all.is_empty()).then(|| {
+            (!cadence.is_empty()).then(|| {
                 format!(
                     "`ping -i {}` sent a probe every {:.1} ms",
                     iv.as_secs_f64(),
-                    median(&all)
+                    median(&cadence)
                 )
             })
         })
@@ -205,8 +241,7 @@ fn outages(s: &mut String, r: &Results) {
         let cells: Vec<&str> = SYSTEMS
             .iter()
             .map(|&sys| {
-                r.outages
-                    .iter()
+                all.iter()
                     .find(|row| row.case.failure == case.failure && row.sys == sys)
                     .map_or(NOT_MEASURED, |row| row.trigger)
             })
@@ -215,17 +250,16 @@ fn outages(s: &mut String, r: &Results) {
     }
 }
 
-fn floods(s: &mut String, r: &Results) {
+fn floods(s: &mut String, secs: u64, floods: &[Flood]) {
     let _ = writeln!(
         s,
-        "\n## False failovers under flood ({} s, fastest intervals, master's link flooded from the client)\n",
-        r.flood_secs
+        "\n## False failovers under flood ({secs} s, fastest intervals, master's link flooded from the client)\n",
     );
     let _ = writeln!(
         s,
         "| system | spurious transitions | master's worst advertisement delay (ms) | machine CPU busy during the flood (%, of it softirq) |\n|---|---|---|---|"
     );
-    for f in &r.floods {
+    for f in floods {
         let cpu = f.cpu.map_or_else(
             || NOT_MEASURED.to_owned(),
             |c| {
@@ -252,17 +286,22 @@ fn floods(s: &mut String, r: &Results) {
 fn data_plane(s: &mut String, r: &Results) {
     let _ = writeln!(s, "\n## Data plane\n");
     let _ = writeln!(s, "| measure | value |\n|---|---|");
-    let _ = writeln!(
-        s,
-        "| XDP pass-through (TCP SYN), ns/packet | {:.1} |",
-        r.xdp.syn_ns
-    );
-    let _ = writeln!(
-        s,
-        "| XDP advertisement to ring buffer, ns/packet | {:.1} |",
-        r.xdp.advert_ns
-    );
-    let vipd = || r.outages.iter().filter(|row| row.sys == Sys::Vipd);
+    if let Some(xdp) = &r.xdp {
+        let _ = writeln!(
+            s,
+            "| XDP pass-through (TCP SYN), ns/packet | {:.1} |",
+            xdp.syn_ns
+        );
+        let _ = writeln!(
+            s,
+            "| XDP advertisement to ring buffer, ns/packet | {:.1} |",
+            xdp.advert_ns
+        );
+    }
+    let Some(outages) = &r.outages else {
+        return;
+    };
+    let vipd = || outages.iter().filter(|row| row.sys == Sys::Vipd);
     let flips: Vec<f64> = vipd().flat_map(|row| row.flip_us.iter().copied()).collect();
     let handoffs: Vec<f64> = vipd()
         .flat_map(|row| row.handoff_ms.iter().copied())
@@ -382,17 +421,16 @@ fn throughput(s: &mut String, tp: &Throughput) {
     }
 }
 
-fn scale(s: &mut String, r: &Results) {
+fn scale(s: &mut String, secs: u64, scales: &[Scale]) {
     let _ = writeln!(
         s,
-        "\n## Scale: {SCALE_GROUPS} groups on one interface, advbase 1 ({} s)\n",
-        r.scale_secs
+        "\n## Scale: {SCALE_GROUPS} groups on one interface, advbase 1 ({secs} s)\n",
     );
     let _ = writeln!(
         s,
         "| system | processes | CPU (% of one core) | RSS (MB) |\n|---|---|---|---|"
     );
-    for sc in &r.scales {
+    for sc in scales {
         match sc.measured {
             Some(m) => {
                 let _ = writeln!(
@@ -485,7 +523,7 @@ mod tests {
     use std::time::Duration;
 
     use super::super::scenarios::{
-        Adverts, Case, CpuLoad, Flood, ModeRun, ModeSample, Scale, ScaleSample, Throughput, XdpCost,
+        Adverts, Case, CpuLoad, ModeRun, ModeSample, ScaleSample, XdpCost,
     };
     use super::super::systems::Failure;
     use super::*;
@@ -574,28 +612,28 @@ mod tests {
                 (Sys::Ucarp, Some("1.5.2".into())),
                 (Sys::Keepalived, None),
             ],
-            outages,
+            outages: Some(outages),
             flood_secs: 10,
-            floods: vec![Flood {
+            floods: Some(vec![Flood {
                 sys: Sys::Vipd,
                 spurious: Some(3),
                 worst_delay_ms: Some(20.0),
                 cpu,
-            }],
-            xdp: XdpCost {
+            }]),
+            xdp: Some(XdpCost {
                 syn_ns: 27.0,
                 advert_ns: 150.0,
-            },
-            throughput: throughput(link_kind),
+            }),
+            throughput: Some(throughput(link_kind)),
             scale_secs: 15,
-            scales: vec![Scale {
+            scales: Some(vec![Scale {
                 sys: Sys::Vipd,
                 measured: Some(ScaleSample {
                     cpu_pct: 0.4,
                     rss_mb: 8.6,
                     processes: 1,
                 }),
-            }],
+            }]),
         }
     }
 
@@ -638,8 +676,9 @@ mod tests {
             cpus: 2,
         };
         let mut r = results(Some(cpu), Some("veth"));
-        r.outages[0].flip_us = vec![8.0, 12.0];
-        r.outages[0].handoff_ms = vec![0.2, 0.3];
+        let outages = r.outages.as_mut().unwrap();
+        outages[0].flip_us = vec![8.0, 12.0];
+        outages[0].handoff_ms = vec![0.2, 0.3];
         let text = render(&r);
         assert!(
             text.contains(
@@ -678,7 +717,8 @@ mod tests {
     #[test]
     fn a_mode_whose_advertisements_stopped_is_a_failed_row_and_a_missed_goal() {
         let mut r = results(None, Some("veth"));
-        for run in &mut r.throughput.runs {
+        let tp = r.throughput.as_mut().unwrap();
+        for run in &mut tp.runs {
             if let Ok(s) = &mut run.outcome {
                 s.gbps = 10.0;
                 if run.mode == XdpMode::Default && run.round == 1 {
@@ -686,7 +726,7 @@ mod tests {
                 }
             }
         }
-        r.throughput.runs[2].outcome = Err("vipd on node 1 did not settle as BACKUP".into());
+        tp.runs[2].outcome = Err("vipd on node 1 did not settle as BACKUP".into());
         let text = render(&r);
         assert!(text.contains(
             "| default (no `--xdp-mode`) | `tc` | 100.0 (100.0–100.0) | 10.00 (10.00–10.00) | 2 of 2 | 3 / 6 (3) | **failed** in 1 of 2 runs: no advertisement reached the daemon (0 accepted, 0 handed over, 3 sent) |"
@@ -710,6 +750,34 @@ mod tests {
         ));
         assert!(text.contains("| master link down | `ip link set eth0 down` on the master |"));
         assert!(text.contains("| graceful hand-off, adverts 1 s, probe every 10 ms | 5 / 5 (lost ≤0, owners 1) | 3410 / 3410 (lost ≤0, owners 1) | failed | 682.0× | n/a |"));
+    }
+
+    #[test]
+    fn a_partial_run_shows_only_its_scenarios_and_their_goals() {
+        let full = render(&results(None, None));
+        assert!(!full.contains("`--only`"));
+        let mut r = results(None, None);
+        (r.outages, r.floods, r.throughput, r.scales) = (None, None, None, None);
+        assert!(!r.complete());
+        let text = render(&r);
+        assert!(text.contains("This run measured only: xdp (`--only`)."));
+        assert!(text.contains("| XDP pass-through (TCP SYN), ns/packet | 27.0 |"));
+        assert!(text.contains("XDP cost of a passed-through packet (TCP SYN) < 50.0 ns: met"));
+        for absent in [
+            "## Client-visible outage",
+            "## False failovers",
+            "## Throughput",
+            "## Scale",
+            "| adverts |",
+            "Each outage figure",
+            "last_own_flip_us",
+            "Probes lost",
+            "Spurious transitions",
+            "iperf3",
+            "groups on one interface",
+        ] {
+            assert!(!text.contains(absent), "{absent:?} in\n{text}");
+        }
     }
 
     #[test]
