@@ -115,7 +115,7 @@ fn a_master_killed_under_ip_netns_exec_without_a_shared_bpffs_stops_answering() 
     assert_eq!(probe.macs, vec![lab.nodes[1].mac()], "{probe:?}");
     assert_eq!(probe.answered, probe.sent, "{probe:?}");
     // Restarted as typed, it adopts the program it finds on the interface and stays BACKUP.
-    lab.start_vipd_as_user(0, &a0).unwrap();
+    let restarted = lab.start_vipd_as_user(0, &a0).unwrap();
     assert!(
         lab.wait_state_as_user(0, "BACKUP", 5 * SEC),
         "{}",
@@ -128,6 +128,15 @@ fn a_master_killed_under_ip_netns_exec_without_a_shared_bpffs_stops_answering() 
     );
     std::thread::sleep(2 * SEC);
     assert_eq!(lab.arp_owners(VIP, 3), vec![lab.nodes[1].mac()]);
+    // The VIP the killed vipd added is known as vipd's (address protocol 112): a clean stop
+    // removes it and detaches the programs, as if vipd had never been killed.
+    assert!(lab.nodes[0].has_addr(VIP));
+    assert!(lab.signal(restarted, libc::SIGTERM, 5 * SEC));
+    assert!(!lab.nodes[0].has_addr(VIP), "{}", lab.log_text(0));
+    let xdp = lab.nodes[0].ok("ip -d link show dev eth0").unwrap();
+    let tc = lab.nodes[0].ok("tc filter show dev eth0 ingress").unwrap();
+    assert!(!xdp.contains("prog/xdp") && tc.trim().is_empty(), "{xdp}\n{tc}");
+    assert!(!lab.log_text(0).contains("VIPs stay configured"), "{}", lab.log_text(0));
 }
 
 #[test]

@@ -9,6 +9,7 @@ use futures::channel::mpsc::UnboundedReceiver;
 use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_utils::nla::{DefaultNla, Nla};
 use netlink_packet_route::link::{LinkAttribute, LinkFlag, LinkMessage};
 use netlink_sys::{AsyncSocket, SocketAddr};
 use rtnetlink::Handle;
@@ -199,17 +200,28 @@ impl Netlink {
             .collect())
     }
 
-    /// Adds `vip`. Returns `true` when vipd created it, `false` when it was already there.
+    /// Adds `vip`, marked with [`ADDRESS_PROTOCOL`]. Returns `true` when vipd created it,
+    /// now or in an earlier life (a vipd killed before it could remove it), `false` when
+    /// someone else configured it.
     pub async fn add(&self, index: u32, vip: Vip) -> Result<bool, AddrError> {
-        match self
+        let mut request = self
             .handle
             .address()
-            .add(index, IpAddr::V4(vip.addr), vip.prefix)
-            .execute()
-            .await
-        {
+            .add(index, IpAddr::V4(vip.addr), vip.prefix);
+        request
+            .message_mut()
+            .attributes
+            .push(AddressAttribute::Other(DefaultNla::new(
+                IFA_PROTO,
+                vec![ADDRESS_PROTOCOL],
+            )));
+        match request.execute().await {
             Ok(()) => Ok(true),
-            Err(e) if errno(&e) == Some(libc::EEXIST) => Ok(false),
+            Err(e) if errno(&e) == Some(libc::EEXIST) => Ok(self
+                .addresses(index)
+                .await?
+                .iter()
+                .any(|(m, a)| *a == vip.addr && protocol(m) == Some(ADDRESS_PROTOCOL))),
             Err(source) => Err(AddrError::Netlink {
                 what: format!("adding {vip}"),
                 source: Box::new(source),
@@ -236,6 +248,24 @@ impl Netlink {
             }),
         }
     }
+}
+
+/// The address protocol (`IFA_PROTO`, Linux 5.18+) vipd marks the VIPs it adds with, so
+/// that a restarted vipd knows them as its own: CARP's IP protocol number. `ip -4 addr show
+/// proto 112` lists them.
+pub const ADDRESS_PROTOCOL: u8 = 112;
+const IFA_PROTO: u16 = 11;
+
+/// The address protocol of `msg`, if the kernel reported one.
+fn protocol(msg: &AddressMessage) -> Option<u8> {
+    msg.attributes.iter().find_map(|a| match a {
+        AddressAttribute::Other(nla) if nla.kind() == IFA_PROTO && nla.value_len() == 1 => {
+            let mut v = [0u8; 1];
+            nla.emit_value(&mut v);
+            Some(v[0])
+        }
+        _ => None,
+    })
 }
 
 /// Sysctls so the kernel never answers or announces a VIP on its own: arp_ignore=1
