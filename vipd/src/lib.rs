@@ -7,6 +7,7 @@
 //! builds all of it and runs the event loop; `control` serves status and hand-off commands.
 pub mod addr;
 pub mod carp;
+pub mod cli;
 pub mod config;
 pub mod control;
 pub mod daemon;

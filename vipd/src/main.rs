@@ -1,208 +1,64 @@
 //! `vipd`: with ucarp's flags and no subcommand, a drop-in for one ucarp process; with
 //! `run --config`, any number of groups; `status`, `demote`, `promote` talk to a running
-//! daemon; `check-config` validates a file. Bad flags or values exit with code 2.
-use std::path::PathBuf;
+//! daemon; `check-config` validates a file. Bad flags or values exit with code 2. The
+//! command line itself is defined in `vipd::cli`.
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::Parser;
+use vipd::cli::{Cli, Cmd, TargetArgs, UcarpArgs, XdpMode};
 use vipd::config::{self, Config, ConfigError, RawGroup};
 use vipd::control::{self, Reply, Request, Target};
 use vipd::daemon::{self, Options};
 use vipd::dataplane::XdpPreference;
 
-#[derive(Parser)]
-#[command(
-    name = "vipd",
-    version,
-    about = "Virtual-IP failover with CARP, VIP ownership in XDP"
-)]
-struct Cli {
-    #[command(subcommand)]
-    cmd: Option<Cmd>,
-    #[command(flatten)]
-    ucarp: UcarpArgs,
-    /// Control socket (default: one per network namespace under /run/vipd).
-    #[arg(long, global = true, value_name = "PATH")]
-    control_socket: Option<PathBuf>,
-    /// bpffs directory where adopted maps are pinned (default: one per network namespace).
-    #[arg(long, global = true, value_name = "DIR")]
-    bpffs_dir: Option<PathBuf>,
-    /// Ingress hook: auto (native XDP on physical NICs other than virtio-net, TC ingress
-    /// elsewhere), native (XDP in the driver; generic if refused), generic (XDP on the skb)
-    /// or tc (TC ingress).
-    #[arg(long, global = true, value_enum, default_value_t = XdpMode::Auto)]
-    xdp_mode: XdpMode,
-    /// SCHED_FIFO priority of the daemon, so advertisements leave on time on a busy node
-    /// (1-99; 0 keeps the ordinary scheduler).
-    #[arg(long, global = true, value_name = "N", default_value_t = 10,
-          value_parser = clap::value_parser!(u8).range(0..=99))]
-    rt_priority: u8,
-    /// Serve Prometheus metrics (GET /metrics) on this address, e.g. 127.0.0.1:9477.
-    #[arg(long, global = true, value_name = "ADDR")]
-    metrics_listen: Option<std::net::SocketAddr>,
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum XdpMode {
-    Auto,
-    Native,
-    Generic,
-    Tc,
-}
-
-#[derive(Subcommand)]
-enum Cmd {
-    /// Run the groups of a TOML configuration file.
-    Run {
-        #[arg(long, short = 'c', value_name = "FILE", default_value = config::DEFAULT_PATH)]
-        config: PathBuf,
-    },
-    /// Make the running daemon read its configuration file again (as SIGHUP): added groups
-    /// start, removed ones hand over, changed ones apply their settings, the rest go on
-    /// untouched. An invalid file changes nothing.
-    Reload,
-    /// Show every group's state and the XDP counters of the running daemon.
-    Status {
-        #[arg(long)]
-        json: bool,
-    },
-    /// Hand the VIPs of a group (or all) to a peer and stay BACKUP until promoted.
-    Demote(TargetArgs),
-    /// Let a demoted group take part in the election again.
-    Promote(TargetArgs),
-    /// Validate a configuration file.
-    CheckConfig { file: PathBuf },
-}
-
-#[derive(Args)]
-struct TargetArgs {
-    /// The group's vhid.
-    vhid: Option<u8>,
-    /// Every group.
-    #[arg(long, conflicts_with = "vhid")]
-    all: bool,
-}
-
-/// ucarp 1.5.2's flags, with its meanings.
-#[derive(Args, Default, PartialEq)]
-struct UcarpArgs {
-    /// Interface to bind to.
-    #[arg(short = 'i', long = "interface")]
-    interface: Option<String>,
-    /// Persistent source address of this host.
-    #[arg(short = 's', long = "srcip")]
-    srcip: Option<String>,
-    /// Multicast group (default 224.0.0.18).
-    #[arg(short = 'm', long = "mcast")]
-    mcast: Option<String>,
-    /// Virtual IP identifier (1-255).
-    #[arg(short = 'v', long = "vhid")]
-    vhid: Option<u32>,
-    /// Password.
-    #[arg(short = 'p', long = "pass")]
-    pass: Option<String>,
-    /// Read the password from the first line of this file.
-    #[arg(short = 'o', long = "passfile")]
-    passfile: Option<PathBuf>,
-    /// Become master as soon as possible.
-    #[arg(short = 'P', long = "preempt")]
-    preempt: bool,
-    /// Don't run the down script at start if backup.
-    #[arg(short = 'n', long = "neutral")]
-    neutral: bool,
-    /// Virtual shared IP address, optionally with a prefix length (10.1.1.252/24).
-    #[arg(short = 'a', long = "addr")]
-    addr: Vec<String>,
-    /// Advertisement base interval in seconds.
-    #[arg(short = 'b', long = "advbase")]
-    advbase: Option<u32>,
-    /// Advertisement skew (0-254).
-    #[arg(short = 'k', long = "advskew")]
-    advskew: Option<u32>,
-    /// Script run on becoming master: `<script> <interface> <vip> [xparam]`.
-    #[arg(short = 'u', long = "upscript")]
-    upscript: Option<PathBuf>,
-    /// Script run on becoming backup.
-    #[arg(short = 'd', long = "downscript")]
-    downscript: Option<PathBuf>,
-    /// Ratio to consider a master dead.
-    #[arg(short = 'r', long = "deadratio")]
-    deadratio: Option<u32>,
-    /// Run the down script at exit.
-    #[arg(short = 'z', long = "shutdown")]
-    shutdown: bool,
-    /// Run in the background, logging to syslog.
-    #[arg(short = 'B', long = "daemonize")]
-    daemonize: bool,
-    /// Extra parameter for the up/down scripts.
-    #[arg(short = 'x', long = "xparam")]
-    xparam: Option<String>,
-    /// Ignore interface state (down, no carrier).
-    #[arg(short = 'S', long = "ignoreifstate")]
-    ignoreifstate: bool,
-    /// Use broadcast instead of multicast advertisements.
-    #[arg(short = 'M', long = "nomcast")]
-    nomcast: bool,
-    /// Debug output.
-    #[arg(short = 'D', long = "debug")]
-    debug: bool,
-    /// Syslog facility of the log with -B: daemon (default), user, local0..local7, ...
-    #[arg(short = 'f', long = "facility")]
-    facility: Option<String>,
-    /// Run the up and down scripts as this user (and its groups) instead of root.
-    #[arg(long = "script-user", value_name = "USER")]
-    script_user: Option<String>,
-    /// Run scripts that others than root or the script user could change.
-    #[arg(long = "no-script-security")]
-    no_script_security: bool,
-}
-
-impl UcarpArgs {
-    fn into_config(self) -> Result<Config, ConfigError> {
-        let pass_on_command_line = self.pass.is_some();
-        let raw = RawGroup {
-            interface: self.interface,
-            vhid: self.vhid,
-            vips: self.addr,
-            srcip: self.srcip,
-            password: self.pass,
-            password_file: self.passfile,
-            advbase: self.advbase,
-            advskew: self.advskew,
-            preempt: self.preempt,
-            neutral: self.neutral,
-            dead_ratio: self.deadratio,
-            upscript: self.upscript,
-            downscript: self.downscript,
-            xparam: self.xparam,
-            shutdown_script: self.shutdown,
-            multicast: self.mcast,
-            broadcast: self.nomcast,
-            ignore_ifstate: self.ignoreifstate,
-            script_user: self.script_user,
-            script_security: Some(!self.no_script_security),
-            ..RawGroup::default()
-        };
-        let mut config = Config::from_raw(vec![raw], |_| String::from("--"))?;
-        if pass_on_command_line {
-            config.warnings.insert(
-                0,
-                "the password given with --pass (-p) is visible to every local user (ps); \
-                 --passfile (-o) with a file of mode 600 keeps it secret"
-                    .to_owned(),
-            );
-        }
-        Ok(config)
+/// The one group ucarp's flags describe, validated as a configuration file is.
+fn ucarp_config(args: UcarpArgs) -> Result<Config, ConfigError> {
+    let pass_on_command_line = args.pass.is_some();
+    let raw = RawGroup {
+        interface: args.interface,
+        vhid: args.vhid,
+        vips: args.addr,
+        srcip: args.srcip,
+        password: args.pass,
+        password_file: args.passfile,
+        advbase: args.advbase,
+        advskew: args.advskew,
+        preempt: args.preempt,
+        neutral: args.neutral,
+        dead_ratio: args.deadratio,
+        upscript: args.upscript,
+        downscript: args.downscript,
+        xparam: args.xparam,
+        shutdown_script: args.shutdown,
+        multicast: args.mcast,
+        broadcast: args.nomcast,
+        ignore_ifstate: args.ignoreifstate,
+        script_user: args.script_user,
+        script_security: Some(!args.no_script_security),
+        ..RawGroup::default()
+    };
+    let mut config = Config::from_raw(vec![raw], |_| String::from("--"))?;
+    if pass_on_command_line {
+        config.warnings.insert(
+            0,
+            "the password given with --pass (-p) is visible to every local user (ps); \
+             --passfile (-o) with a file of mode 600 keeps it secret"
+                .to_owned(),
+        );
     }
+    Ok(config)
 }
 
 /// Where the log goes.
 enum LogTo {
     Stderr,
-    /// Syslog (through /dev/log), once in the background (`-B`).
-    Syslog(syslog::Facility),
+    /// Syslog (through /dev/log), in the background (`-B`) or not (`run --syslog`).
+    Syslog {
+        facility: syslog::Facility,
+        background: bool,
+    },
 }
 
 type SyslogLogger = syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>;
@@ -365,17 +221,20 @@ fn main() -> ExitCode {
                 Some(Err(e)) => return usage(flag_names(&format!("--{e}"))),
             };
             let log = if cli.ucarp.daemonize {
-                LogTo::Syslog(facility)
+                LogTo::Syslog {
+                    facility,
+                    background: true,
+                }
             } else {
                 LogTo::Stderr
             };
-            let config = match cli.ucarp.into_config() {
+            let config = match ucarp_config(cli.ucarp) {
                 Ok(c) => c,
                 Err(e) => return usage(flag_names(&e.to_string())),
             };
             serve(config, opts, debug, log)
         }
-        Some(Cmd::Run { config }) => match Config::load(&config) {
+        Some(Cmd::Run { config, syslog }) => match Config::load(&config) {
             Ok(c) => serve(
                 c,
                 Options {
@@ -383,7 +242,14 @@ fn main() -> ExitCode {
                     ..opts
                 },
                 false,
-                LogTo::Stderr,
+                if syslog {
+                    LogTo::Syslog {
+                        facility: syslog::Facility::LOG_DAEMON,
+                        background: false,
+                    }
+                } else {
+                    LogTo::Stderr
+                },
             ),
             Err(e) => usage(e),
         },
@@ -399,9 +265,16 @@ fn main() -> ExitCode {
             Err(e) => usage(e),
         },
         Some(Cmd::Status { json }) => client(&opts, Request::Status, json),
-        Some(Cmd::Demote(t)) => match target(t) {
-            Ok(target) => client(&opts, Request::Demote { target }, false),
-            Err(code) => code,
+        Some(Cmd::Demote(d)) => match (target(d.target), d.drain) {
+            (Ok(target), None) => client(&opts, Request::Demote { target }, false),
+            (Ok(target), Some(limit)) => match limit.map(drain_limit_ms).transpose() {
+                Ok(limit_ms) => client(&opts, Request::Drain { target, limit_ms }, false),
+                Err(e) => {
+                    eprintln!("vipd: --drain: {e}");
+                    ExitCode::from(2)
+                }
+            },
+            (Err(code), _) => code,
         },
         Some(Cmd::Promote(t)) => match target(t) {
             Ok(target) => client(&opts, Request::Promote { target }, false),
@@ -436,6 +309,14 @@ fn flag_names(msg: &str) -> String {
     msg.to_owned()
 }
 
+/// `--drain=LIMIT` in seconds, as milliseconds.
+fn drain_limit_ms(secs: f64) -> Result<u64, String> {
+    if !(secs.is_finite() && secs > 0.0 && secs <= 86_400.0) {
+        return Err(format!("{secs} is not in (0, 86400] seconds"));
+    }
+    Ok((secs * 1000.0).round().max(1.0) as u64)
+}
+
 fn target(t: TargetArgs) -> Result<Target, ExitCode> {
     match (t.vhid, t.all) {
         (Some(0), _) => Err(usage("vhid: 0 is not in 1..=255")),
@@ -448,7 +329,10 @@ fn target(t: TargetArgs) -> Result<Target, ExitCode> {
 fn serve(config: Config, opts: Options, debug: bool, log: LogTo) -> ExitCode {
     match log {
         LogTo::Stderr => init_tracing(debug, None),
-        LogTo::Syslog(facility) => {
+        LogTo::Syslog {
+            facility,
+            background,
+        } => {
             // Connected before going to the background, so that a failure can be told.
             let logger = syslog::unix(syslog::Formatter3164 {
                 facility,
@@ -459,13 +343,11 @@ fn serve(config: Config, opts: Options, debug: bool, log: LogTo) -> ExitCode {
             let logger = match logger {
                 Ok(l) => Some(l),
                 Err(e) => {
-                    eprintln!(
-                        "vipd: cannot reach syslog ({e}); running in the background without a log"
-                    );
+                    eprintln!("vipd: cannot reach syslog ({e}); running without a log");
                     None
                 }
             };
-            if let Err(e) = nix::unistd::daemon(true, false) {
+            if background && let Err(e) = nix::unistd::daemon(true, false) {
                 eprintln!("vipd: cannot daemonize: {e}");
                 return ExitCode::FAILURE;
             }
@@ -608,17 +490,37 @@ mod tests {
     }
 
     #[test]
+    fn run_reads_the_default_configuration_file() {
+        assert_eq!(vipd::cli::DEFAULT_CONFIG, config::DEFAULT_PATH);
+        match Cli::try_parse_from(["vipd", "run"]).unwrap().cmd {
+            Some(Cmd::Run { config, syslog }) => {
+                assert_eq!(config.to_str(), Some(config::DEFAULT_PATH));
+                assert!(!syslog);
+            }
+            _ => panic!("not run"),
+        }
+    }
+
+    #[test]
     fn a_password_on_the_command_line_is_warned_about() {
-        let c = ucarp(&["-i", "eth0", "-v", "1", "-p", "x", "-a", "10.0.0.100"])
-            .into_config()
-            .unwrap();
+        let c = ucarp_config(ucarp(&[
+            "-i",
+            "eth0",
+            "-v",
+            "1",
+            "-p",
+            "x",
+            "-a",
+            "10.0.0.100",
+        ]))
+        .unwrap();
         assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
         assert!(c.warnings[0].contains("--pass (-p)"), "{:?}", c.warnings);
     }
 
     #[test]
     fn script_flags_reach_the_group() {
-        let c = ucarp(&[
+        let c = ucarp_config(ucarp(&[
             "-i",
             "eth0",
             "-v",
@@ -631,11 +533,10 @@ mod tests {
             "root",
             "-u",
             "/bin/sh",
-        ])
-        .into_config()
+        ]))
         .unwrap();
         assert_eq!(c.groups[0].script_user.as_ref().unwrap().uid, 0);
-        let err = ucarp(&[
+        let err = ucarp_config(ucarp(&[
             "-i",
             "eth0",
             "-v",
@@ -646,8 +547,7 @@ mod tests {
             "10.0.0.100",
             "--script-user",
             "no-such-user-vipd",
-        ])
-        .into_config()
+        ]))
         .unwrap_err();
         assert_eq!(
             flag_names(&err.to_string()),

@@ -1,5 +1,5 @@
 //! `cargo xtask`: build the XDP program, run the tests, the demo, the benchmarks and the
-//! fuzz targets.
+//! fuzz targets, build the Debian package.
 //!
 //! Each command installs what it needs when it is missing (Debian packages, nightly's
 //! rust-src, a bpf-linker built against nightly's own LLVM, cargo-fuzz) and says what it is
@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod demo;
+mod package;
 
 #[derive(Parser)]
 #[command(
@@ -36,6 +37,9 @@ enum Cmd {
     },
     /// Two vipd nodes and a client in network namespaces: hand the VIP over while pinging it.
     Demo,
+    /// Build the Debian package (target/debian/vipd_*.deb) with its man page and shell
+    /// completions, and check its contents.
+    Deb,
     /// Failover and data-plane benchmarks side by side with ucarp and keepalived.
     Bench {
         /// A short run for smoke testing (fewer repetitions and scenarios).
@@ -85,6 +89,8 @@ const APT_PACKAGES: &[&str] = &[
     "iperf3",
     "curl",
     "prometheus",
+    "ifupdown",
+    "man-db",
 ];
 
 fn main() -> Result<()> {
@@ -92,6 +98,7 @@ fn main() -> Result<()> {
     match cli.cmd {
         Cmd::BuildEbpf => build_ebpf(),
         Cmd::Test { filter } => test(&filter),
+        Cmd::Deb => package::build().and_then(|deb| package::check(&deb)),
         Cmd::Demo => {
             ensure_apt()?;
             build_all()?;
@@ -304,7 +311,7 @@ fn build_ebpf() -> Result<()> {
     Ok(())
 }
 
-fn build_all() -> Result<()> {
+pub fn build_all() -> Result<()> {
     build_ebpf()?;
     step("building vipd (release)");
     run(cargo("stable").args(["build", "--release", "-p", "vipd"]))
@@ -350,6 +357,8 @@ fn test(filter: &[String]) -> Result<()> {
     step("unit tests");
     run(cargo("stable").args(["test", "--workspace", "--exclude", "vipd-tests"]))?;
     fuzz_smoke()?;
+    let deb = package::build()?;
+    package::check(&deb)?;
     step("building the vipd binary the integration tests run");
     run(cargo("stable").args(["build", "-p", "vipd", "--bin", "vipd"]))?;
     step("integration tests in network namespaces (serial, real kernel XDP)");
