@@ -17,10 +17,12 @@ mod goals;
 mod plot;
 mod report;
 mod scenarios;
+mod service;
 mod stats;
 mod systems;
 
 use scenarios::{Flood, OutageRow, Scale, Throughput, XdpCost};
+use service::TrackerRow;
 use systems::{SYSTEMS, Sys};
 
 /// The parts of a run, as `--only` names them, in the order a run measures them.
@@ -36,15 +38,18 @@ pub enum Scenario {
     Throughput,
     /// CPU and memory of many groups.
     Scale,
+    /// The tracked service killed on the master: vipd's trackers beside keepalived's.
+    Tracker,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 5] = [
+    pub const ALL: [Scenario; 6] = [
         Scenario::Outages,
         Scenario::Floods,
         Scenario::Xdp,
         Scenario::Throughput,
         Scenario::Scale,
+        Scenario::Tracker,
     ];
 
     /// How `--only` spells it.
@@ -55,6 +60,7 @@ impl Scenario {
             Scenario::Xdp => "xdp",
             Scenario::Throughput => "throughput",
             Scenario::Scale => "scale",
+            Scenario::Tracker => "tracker",
         }
     }
 }
@@ -81,6 +87,7 @@ pub struct Results {
     pub throughput: Option<Throughput>,
     pub scale_secs: u64,
     pub scales: Option<Vec<Scale>>,
+    pub trackers: Option<Vec<TrackerRow>>,
 }
 
 impl Results {
@@ -94,6 +101,7 @@ impl Results {
                 Scenario::Xdp => self.xdp.is_some(),
                 Scenario::Throughput => self.throughput.is_some(),
                 Scenario::Scale => self.scales.is_some(),
+                Scenario::Tracker => self.trackers.is_some(),
             })
             .collect()
     }
@@ -141,6 +149,7 @@ pub fn run(root: &Path, vipd: &Path, quick: bool, only: &[Scenario]) -> Result<(
     };
     let scale_secs = if quick { 15 } else { 60 };
     let scales = runs(Scenario::Scale).then(|| scenarios::scales(scale_secs, &clock));
+    let trackers = runs(Scenario::Tracker).then(|| service::trackers(reps, &clock));
 
     let results = Results {
         quick,
@@ -153,6 +162,7 @@ pub fn run(root: &Path, vipd: &Path, quick: bool, only: &[Scenario]) -> Result<(
         throughput,
         scale_secs,
         scales,
+        trackers,
     };
     let report = report::render(&results);
     std::fs::write(out_dir.join("report.md"), &report)?;

@@ -2,7 +2,9 @@
 //! [`judge`] reads each goal's figure from a run's results; a goal the run did not
 //! measure is reported as such, never as met, and a goal whose scenario did not run is
 //! left out.
+use super::report::best;
 use super::scenarios::{OutageRow, SCALE_GROUPS};
+use super::service::{self, TrackerRow};
 use super::stats::{max, median, min};
 use super::systems::{Failure, Speed, Sys, XdpMode};
 use super::{Results, Scenario};
@@ -12,6 +14,7 @@ pub enum Cmp {
     AtMost,
     Below,
     AtLeast,
+    Above,
 }
 
 impl Cmp {
@@ -21,6 +24,7 @@ impl Cmp {
             Cmp::AtMost => value <= threshold,
             Cmp::Below => value < threshold,
             Cmp::AtLeast => value >= threshold,
+            Cmp::Above => value > threshold,
         }
     }
 
@@ -29,6 +33,7 @@ impl Cmp {
             Cmp::AtMost => "≤",
             Cmp::Below => "<",
             Cmp::AtLeast => "≥",
+            Cmp::Above => ">",
         }
     }
 }
@@ -54,6 +59,12 @@ pub enum Metric {
     ScaleCpu,
     /// RSS of vipd's scale run, MB.
     ScaleRss,
+    /// vipd's longest time, over its trackers, from the service's kill on the master to a
+    /// connection the peer served.
+    TrackerVipd,
+    /// keepalived's best median time from the service's kill to a connection the peer
+    /// served, over vipd's best.
+    TrackerAhead,
 }
 
 impl Metric {
@@ -67,6 +78,7 @@ impl Metric {
             Metric::XdpPassThrough => Scenario::Xdp,
             Metric::ThroughputDefault => Scenario::Throughput,
             Metric::ScaleCpu | Metric::ScaleRss => Scenario::Scale,
+            Metric::TrackerVipd | Metric::TrackerAhead => Scenario::Tracker,
         }
     }
 }
@@ -163,6 +175,27 @@ pub fn goals() -> Vec<Goal> {
             Cmp::Below,
             30.0,
             "MB",
+            1,
+        ),
+        goal(
+            Metric::TrackerVipd,
+            &format!(
+                "Tracked service killed on the master to a connection the peer serves, vipd at \
+                 the fastest adverts, every tracker (a connection every {} ms)",
+                service::CONNECT_EVERY.as_millis()
+            ),
+            Cmp::Below,
+            50.0,
+            "ms",
+            0,
+        ),
+        goal(
+            Metric::TrackerAhead,
+            "Tracked service killed on the master: keepalived's best median over vipd's best \
+             median",
+            Cmp::Above,
+            1.0,
+            "×",
             1,
         ),
     ]
@@ -375,6 +408,70 @@ fn measure(metric: Metric, r: &Results) -> Option<Measured> {
                 _ => s.rss_mb,
             };
             fact(value, vec![plural(s.processes, "process")])
+        }
+        Metric::TrackerVipd => {
+            let rows: Vec<&TrackerRow> = r
+                .trackers
+                .as_ref()?
+                .iter()
+                .filter(|row| row.tracking.sys() == Sys::Vipd)
+                .collect();
+            let all: Vec<f64> = rows
+                .iter()
+                .flat_map(|row| row.recovery_ms.iter().copied())
+                .collect();
+            let facts = rows
+                .iter()
+                .filter(|row| !row.recovery_ms.is_empty())
+                .map(|row| {
+                    format!(
+                        "{} max {:.0} ms over {}",
+                        row.tracking.short(),
+                        max(&row.recovery_ms),
+                        plural(row.recovery_ms.len(), "run")
+                    )
+                })
+                .collect();
+            let failed = rows
+                .iter()
+                .filter_map(|row| {
+                    let e = row.errors.first()?;
+                    Some(format!(
+                        "{} failed in {} of {}: {e}",
+                        row.tracking.short(),
+                        row.errors.len(),
+                        plural(row.runs(), "run")
+                    ))
+                })
+                .reduce(|a, b| format!("{a}; {b}"));
+            Some(Measured {
+                value: max(&all),
+                facts,
+                failed,
+            })
+        }
+        Metric::TrackerAhead => {
+            let rows = r.trackers.as_ref()?;
+            let (v, k) = (best(rows, Sys::Vipd), best(rows, Sys::Keepalived));
+            let mut facts = vec![];
+            for (who, b) in [("vipd", v), ("keepalived", k)] {
+                if let Some((m, row)) = b {
+                    facts.push(format!("{who}'s best: {} {m:.0} ms", row.tracking.short()));
+                }
+            }
+            for row in rows.iter().filter(|row| row.recovery_ms.is_empty()) {
+                facts.push(format!(
+                    "{} {} measured in none of {} (why: its row)",
+                    row.tracking.sys().name(),
+                    row.tracking.short(),
+                    plural(row.runs(), "run"),
+                ));
+            }
+            let value = match (v, k) {
+                (Some((v, _)), Some((k, _))) if v > 0.0 => k / v,
+                _ => f64::NAN,
+            };
+            fact(value, facts)
         }
     }
 }

@@ -8,6 +8,7 @@ use anyhow::{Result, bail};
 use super::Results;
 use super::goals::{Judged, Verdict, judge};
 use super::scenarios::{Flood, OutageRow, SCALE_GROUPS, Scale, Throughput};
+use super::service::{self, TrackerRow};
 use super::stats::{max, median, min};
 use super::systems::{SYSTEMS, Speed, Sys, XdpMode};
 
@@ -57,6 +58,9 @@ pub fn render(r: &Results) -> String {
     }
     if let Some(scales) = &r.scales {
         scale(&mut s, r.scale_secs, scales);
+    }
+    if let Some(rows) = &r.trackers {
+        service_killed(&mut s, rows, r.reps);
     }
     goals(&mut s, &judge(r));
     s
@@ -127,7 +131,9 @@ fn intro(s: &mut String, r: &Results) {
 /// The advertisement timings the run used, each once, in the order first used.
 fn speeds(r: &Results) -> Vec<Speed> {
     let mut speeds: Vec<Speed> = vec![];
-    for speed in r.outages.iter().flatten().map(|row| row.case.speed) {
+    let tracker_speed = r.trackers.as_ref().map(|_| service::SPEED);
+    let used = r.outages.iter().flatten().map(|row| row.case.speed);
+    for speed in used.chain(tracker_speed) {
         if !speeds.contains(&speed) {
             speeds.push(speed);
         }
@@ -449,6 +455,103 @@ fn scale(s: &mut String, secs: u64, scales: &[Scale]) {
     }
 }
 
+/// The best (lowest) median of the rows of `sys` that measured, and its row.
+pub fn best(rows: &[TrackerRow], sys: Sys) -> Option<(f64, &TrackerRow)> {
+    rows.iter()
+        .filter(|r| r.tracking.sys() == sys && !r.recovery_ms.is_empty())
+        .map(|r| (median(&r.recovery_ms), r))
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+}
+
+fn service_killed(s: &mut String, rows: &[TrackerRow], reps: usize) {
+    let _ = writeln!(
+        s,
+        "\n## Service killed on the master (adverts {}, a connection every {} ms)\n",
+        service::SPEED.name(),
+        service::CONNECT_EVERY.as_millis()
+    );
+    let cadence: Vec<f64> = rows
+        .iter()
+        .flat_map(|r| r.cadence_ms.iter().copied())
+        .collect();
+    let kept = if cadence.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (it kept one every {:.1} ms, median over the runs)",
+            median(&cadence)
+        )
+    };
+    let _ = writeln!(
+        s,
+        "Both nodes run a TCP server bound to the VIP (port {}) that answers every connection \
+         with its node's name (keepalived's backup, which does not hold the VIP, binds it with \
+         IP_FREEBIND). The client opens a new connection to the VIP every {} ms{kept}, each \
+         given {} ms to be accepted and answered. The master's server gets SIGKILL {} s after \
+         the client starts, plus a part of {} ms that moves by 1/{reps} of it from run to run, \
+         so that the kills fall at different points of the client's spacing and of a \
+         one-second check interval; the figure is the time from the kill until the first \
+         connection answered by the peer's server was established, watched for {} s, so the \
+         client's spacing is its resolution. Failed attempts are those started after the kill \
+         and before that connection; the master's server must have answered the last attempt \
+         before the kill. Median / max over the runs.\n",
+        service::PORT,
+        service::CONNECT_EVERY.as_millis(),
+        service::CONNECT_TIMEOUT.as_millis(),
+        service::KILL_BASE.as_secs(),
+        service::KILL_SPREAD.as_millis(),
+        service::WINDOW.as_secs(),
+    );
+    let _ = writeln!(
+        s,
+        "| system | tracker | kill to a connection served by the peer, ms | failed attempts | \
+         kill to the peer's ownership map write (`last_owned_at_unix_us`), ms | runs | \
+         ÷ vipd's best median |\n|---|---|---|---|---|---|---|"
+    );
+    let vipd_best = best(rows, Sys::Vipd).map(|(m, _)| m);
+    for row in rows {
+        let t = row.tracking;
+        let measured = !row.recovery_ms.is_empty();
+        let failed: Vec<f64> = row.failed.iter().map(|n| *n as f64).collect();
+        let mut runs = format!("{} of {}", row.recovery_ms.len(), row.runs());
+        let before: u64 = row.failed_before.iter().sum();
+        if before > 0 {
+            let _ = write!(
+                runs,
+                "; {before} attempts failed in the {} ms before the kill",
+                service::CHECKED_BEFORE.as_millis()
+            );
+        }
+        if let Some(e) = row.errors.first() {
+            let _ = write!(runs, "; failed: {e}");
+        }
+        let ratio = match vipd_best {
+            Some(v) if measured && v > 0.0 => format!("{:.1}×", median(&row.recovery_ms) / v),
+            _ => "n/a".to_owned(),
+        };
+        let takeover = if t.sys() == Sys::Vipd {
+            median_max(&row.takeover_ms, 1)
+        } else {
+            "not reported".to_owned()
+        };
+        let cell = |v: &[f64], d: usize| {
+            if v.is_empty() {
+                "failed".to_owned()
+            } else {
+                format!("{:.d$} / {:.d$}", median(v), max(v))
+            }
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {takeover} | {runs} | {ratio} |",
+            t.sys().name(),
+            t.name(),
+            cell(&row.recovery_ms, 1),
+            cell(&failed, 0),
+        );
+    }
+}
+
 fn goals(s: &mut String, judged: &[Judged]) {
     let _ = writeln!(s, "\n## Goals\n");
     for j in judged {
@@ -506,6 +609,7 @@ pub fn update_readme(path: &Path, report: &str) -> Result<()> {
             "Client-visible outage",
             "False failovers",
             "Throughput by ingress mode",
+            "Service killed on the master",
             "Goals",
         ];
         if keep.iter().any(|k| section.starts_with(k)) {
@@ -525,6 +629,7 @@ mod tests {
     use super::super::scenarios::{
         Adverts, Case, CpuLoad, ModeRun, ModeSample, ScaleSample, XdpCost,
     };
+    use super::super::service::Tracking;
     use super::super::systems::Failure;
     use super::*;
 
@@ -634,7 +739,128 @@ mod tests {
                     processes: 1,
                 }),
             }]),
+            trackers: Some(tracker_rows()),
         }
+    }
+
+    fn tracker_row(
+        tracking: Tracking,
+        ms: &[f64],
+        failed: &[u64],
+        takeover: &[f64],
+        errors: &[&str],
+    ) -> TrackerRow {
+        TrackerRow {
+            tracking,
+            recovery_ms: ms.to_vec(),
+            takeover_ms: takeover.to_vec(),
+            failed: failed.to_vec(),
+            failed_before: vec![0; ms.len()],
+            cadence_ms: vec![10.0; ms.len()],
+            errors: errors.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    const CONNECTOR: &str =
+        "keepalived on node 1 is FAULT instead of MASTER: Failed to set/clear process event listen";
+
+    /// vipd recovers in 12 and 20 ms (max), keepalived's script in 800 ms; its
+    /// track_process never ran.
+    fn tracker_rows() -> Vec<TrackerRow> {
+        vec![
+            tracker_row(
+                Tracking::VipdProcess,
+                &[10.3, 12.0],
+                &[1, 1],
+                &[0.4, 0.5],
+                &[],
+            ),
+            tracker_row(Tracking::VipdTcp, &[14.0, 20.0], &[1, 2], &[8.0], &[]),
+            tracker_row(
+                Tracking::KeepalivedProcess,
+                &[],
+                &[],
+                &[],
+                &[CONNECTOR, CONNECTOR],
+            ),
+            tracker_row(
+                Tracking::KeepalivedScript,
+                &[800.0, 790.0],
+                &[80, 79],
+                &[],
+                &[],
+            ),
+        ]
+    }
+
+    #[test]
+    fn a_killed_service_is_reported_per_tracker_and_judged() {
+        let text = render(&results(None, None));
+        assert!(text.contains(
+            "## Service killed on the master (adverts fastest, a connection every 10 ms)"
+        ));
+        assert!(text.contains("(it kept one every 10.0 ms, median over the runs)"));
+        assert!(text.contains(
+            "| vipd | process tracker (`type = \"process\"`, `process_name`, pidfd), fall 1, FAULT \
+             | 12.0 / 12.0 | 1 / 1 | 0.5 / 0.5 (of 2) | 2 of 2 | 1.0× |"
+        ), "{text}");
+        assert!(text.contains("| 20.0 / 20.0 | 2 / 2 | 8.0 / 8.0 (of 1) | 2 of 2 | 1.7× |"));
+        assert!(text.contains(&format!(
+            "| failed | failed | not reported | 0 of 2; failed: {CONNECTOR} | n/a |"
+        )));
+        assert!(text.contains("| 800.0 / 800.0 | 80 / 80 | not reported | 2 of 2 | 66.7× |"));
+        assert!(text.contains(
+            "- Tracked service killed on the master to a connection the peer serves, vipd at the \
+             fastest adverts, every tracker (a connection every 10 ms) < 50 ms: met (20 ms; \
+             process tracker max 12 ms over 2 runs; tcp tracker max 20 ms over 2 runs)."
+        ), "{text}");
+        assert!(
+            text.contains(
+                "- Tracked service killed on the master: keepalived's best median over vipd's best \
+             median > 1.0 ×: met (66.7 ×; vipd's best: process tracker 12 ms; keepalived's \
+             best: `vrrp_script` 800 ms; keepalived `vrrp_track_process` measured in none of \
+             2 runs (why: its row))."
+            ),
+            "{text}"
+        );
+        // The fastest timing is listed for the tracker runs even without outage runs.
+        let mut r = results(None, None);
+        r.outages = None;
+        assert!(render(&r).contains("| fastest | 0, 2 / 6 |"));
+    }
+
+    #[test]
+    fn a_failed_vipd_run_misses_and_a_missing_keepalived_is_not_measured() {
+        let mut r = results(None, None);
+        let rows = r.trackers.as_mut().unwrap();
+        rows[1]
+            .errors
+            .push("vipd on node 1 is FAULT instead of MASTER".into());
+        rows[3] = tracker_row(
+            Tracking::KeepalivedScript,
+            &[],
+            &[],
+            &[],
+            &["no connection"],
+        );
+        let text = render(&r);
+        assert!(text.contains(
+            "every tracker (a connection every 10 ms) < 50 ms: **missed** (20 ms; process tracker \
+             max 12 ms over 2 runs; tcp tracker max 20 ms over 2 runs; tcp tracker failed in 1 of \
+             3 runs: vipd on node 1 is FAULT instead of MASTER)."
+        ), "{text}");
+        assert!(text.contains(
+            "over vipd's best median > 1.0 ×: not measured (vipd's best: process tracker 12 ms;"
+        ));
+        assert!(
+            text.contains("keepalived `vrrp_script` measured in none of 1 run (why: its row)).")
+        ); // Failures before the kill are shown with the run.
+        let mut r = results(None, None);
+        r.trackers.as_mut().unwrap()[0].failed_before = vec![0, 3];
+        assert!(
+            render(&r)
+                .contains("| 2 of 2; 3 attempts failed in the 500 ms before the kill | 1.0× |")
+        );
     }
 
     #[test]
@@ -758,6 +984,7 @@ mod tests {
         assert!(!full.contains("`--only`"));
         let mut r = results(None, None);
         (r.outages, r.floods, r.throughput, r.scales) = (None, None, None, None);
+        r.trackers = None;
         assert!(!r.complete());
         let text = render(&r);
         assert!(text.contains("This run measured only: xdp (`--only`)."));
@@ -775,6 +1002,8 @@ mod tests {
             "Spurious transitions",
             "iperf3",
             "groups on one interface",
+            "Service killed",
+            "| fastest |",
         ] {
             assert!(!text.contains(absent), "{absent:?} in\n{text}");
         }

@@ -137,7 +137,7 @@ pub struct Running {
     pub events: PathBuf,
 }
 
-fn write_script(path: &Path, body: &str) -> Result<()> {
+pub fn write_script(path: &Path, body: &str) -> Result<()> {
     std::fs::write(path, format!("#!/bin/sh\n{body}\n"))?;
     std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
     Ok(())
@@ -210,41 +210,58 @@ pub fn start(lab: &mut Lab, sys: Sys, i: usize, speed: Speed) -> Result<Running>
                 events,
             })
         }
-        Sys::Keepalived => {
-            let dir = lab.dir().to_path_buf();
-            let notify = dir.join(format!("notify{i}.sh"));
-            write_script(&notify, &format!("echo \"$3\" >> {}", events.display()))?;
-            let conf = dir.join(format!("keepalived{i}.conf"));
-            std::fs::write(
-                &conf,
-                format!(
-                    "global_defs {{\n  vrrp_version 3\n  script_user root\n  enable_script_security\n}}\n\
-                     vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 1\n  \
-                     priority {}\n  advert_int {}\n  virtual_ipaddress {{\n    {vip}\n  }}\n  notify {}\n}}\n",
-                    if master { 200 } else { 100 },
-                    speed.vrrp_interval(),
-                    notify.display()
-                ),
-            )?;
-            let (pid, vrrp_pid_file) = spawn_keepalived(lab, i, &conf, &i.to_string())?;
-            let mut extra = vec![];
-            if Lab::wait_for(Duration::from_secs(5), || {
-                Path::new(&vrrp_pid_file).exists()
-            }) {
-                std::thread::sleep(Duration::from_millis(100));
-                if let Ok(t) = std::fs::read_to_string(&vrrp_pid_file)
-                    && let Ok(v) = t.trim().parse()
-                {
-                    extra.push(v);
-                }
-            }
-            Ok(Running {
-                pid,
-                extra_pids: extra,
-                events,
-            })
+        Sys::Keepalived => start_keepalived(lab, i, speed, "", ""),
+    }
+}
+
+/// Starts keepalived on node `i` (node 0 with the higher priority) at `speed`, with `top`
+/// added to its configuration's top level and `instance` inside its VRRP instance.
+pub fn start_keepalived(
+    lab: &mut Lab,
+    i: usize,
+    speed: Speed,
+    top: &str,
+    instance: &str,
+) -> Result<Running> {
+    let events = lab.dir().join(format!("events{i}"));
+    let vip = format!("{VIP}/{SUBNET_PREFIX}");
+    let dir = lab.dir().to_path_buf();
+    let notify = dir.join(format!("notify{i}.sh"));
+    write_script(&notify, &format!("echo \"$3\" >> {}", events.display()))?;
+    let conf = dir.join(format!("keepalived{i}.conf"));
+    std::fs::write(
+        &conf,
+        format!(
+            "global_defs {{\n  vrrp_version 3\n  script_user root\n  enable_script_security\n}}\n{top}\
+             vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 1\n  \
+             priority {}\n  advert_int {}\n  virtual_ipaddress {{\n    {vip}\n  }}\n  notify {}\n{instance}}}\n",
+            if i == 0 { 200 } else { 100 },
+            speed.vrrp_interval(),
+            notify.display()
+        ),
+    )?;
+    let (pid, vrrp_pid_file) = spawn_keepalived(lab, i, &conf, &i.to_string())?;
+    let mut extra = vec![];
+    if Lab::wait_for(Duration::from_secs(5), || {
+        Path::new(&vrrp_pid_file).exists()
+    }) {
+        std::thread::sleep(Duration::from_millis(100));
+        if let Ok(t) = std::fs::read_to_string(&vrrp_pid_file)
+            && let Ok(v) = t.trim().parse()
+        {
+            extra.push(v);
         }
     }
+    Ok(Running {
+        pid,
+        extra_pids: extra,
+        events,
+    })
+}
+
+/// The log of the keepalived [`start_keepalived`] started on node `i`.
+pub fn keepalived_log(lab: &Lab, i: usize) -> String {
+    std::fs::read_to_string(lab.dir().join(format!("keepalived{i}.log"))).unwrap_or_default()
 }
 
 /// Whether node `i` currently holds the VIP as MASTER, as each system shows it.
@@ -256,7 +273,7 @@ pub fn is_master(lab: &Lab, sys: Sys, i: usize, events: &Path) -> bool {
     }
 }
 
-fn last_event(path: &Path) -> Option<String> {
+pub fn last_event(path: &Path) -> Option<String> {
     vipd_tests::read_lines(path).pop()
 }
 
