@@ -1298,3 +1298,17 @@ pub fn read_lines(path: &Path) -> Vec<String> {
         .map(|l| l.trim().to_owned())
         .collect()
 }
+
+pub mod tcp;
+
+/// The lab's switch: the bridge and the nodes' peer ports (`p1`, `p2`, ..., `pc`).
+impl Lab {
+    /// Runs `sh -c script` in the switch's namespace, failing unless it succeeds.
+    pub fn switch_ok(&self, script: &str) -> Result<String> {
+        Host {
+            ns: self.switch.clone(),
+            addr: Ipv4Addr::UNSPECIFIED,
+        }
+        .ok(script)
+    }
+}

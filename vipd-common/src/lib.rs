@@ -40,6 +40,90 @@ pub const PEER_ADVERTS_RING_BYTES: u32 = 64 * 1024;
 pub const MAP_KNOWN_PEERS: &str = "KNOWN_PEERS";
 /// Maximum number of entries in `KNOWN_PEERS`.
 pub const MAX_KNOWN_PEERS: u32 = 1024;
+/// `DRAIN`: hash map [`VipKey`] → [`DrainTarget`]. An entry exists only on a MASTER that
+/// took the VIP over gracefully from a previous master (its bow-out), for a limited time: the
+/// ingress programs send the previous master the TCP segments for the VIP that belong to no
+/// connection of this node (not a SYN, no socket found by `bpf_skc_lookup_tcp`), so that
+/// its established connections survive the hand-off. Written and removed by the daemon
+/// only; the program also checks the deadline, the ownership lease and the source MAC,
+/// so a stale entry can neither outlive the lease nor send a frame back where it came
+/// from.
+pub const MAP_DRAIN: &str = "DRAIN";
+/// `DRAIN_ACTIVE`: array of one `u32`, the number of entries in `DRAIN`. The programs look
+/// nothing up for TCP segments while it is 0, so the normal path keeps its cost.
+pub const MAP_DRAIN_ACTIVE: &str = "DRAIN_ACTIVE";
+/// `DRAIN_STATS`: per-CPU array of packet counters, indexed by [`DrainStat`]: what became
+/// of the TCP segments for a VIP with a `DRAIN` entry. (`STATS` counts them under
+/// `pass_ipv4_other`.)
+pub const MAP_DRAIN_STATS: &str = "DRAIN_STATS";
+/// Maximum number of entries in `DRAIN`.
+pub const MAX_DRAINS: u32 = 4096;
+
+/// What became of a TCP segment for a VIP with a `DRAIN` entry. Each value indexes one
+/// slot of `DRAIN_STATS`.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DrainStat {
+    /// Sent to the previous master (destination MAC rewritten, transmitted).
+    Forwarded = 0,
+    /// A socket of this node owns it (established, time-wait, request or valid syncookie).
+    Local = 1,
+    /// A SYN: new connections land on this node.
+    Syn = 2,
+    /// Sent by the previous master itself: never sent back (no loop), served here.
+    FromPrevious = 3,
+    /// The entry is past its deadline or this node does not own the VIP now: served here.
+    Inactive = 4,
+    /// The frame could not be rewritten or transmitted: served here.
+    Failed = 5,
+}
+
+/// Number of slots in `DRAIN_STATS`.
+pub const DRAIN_STAT_COUNT: u32 = 6;
+
+impl DrainStat {
+    /// Every counter, in slot order.
+    pub const ALL: [DrainStat; DRAIN_STAT_COUNT as usize] = [
+        DrainStat::Forwarded,
+        DrainStat::Local,
+        DrainStat::Syn,
+        DrainStat::FromPrevious,
+        DrainStat::Inactive,
+        DrainStat::Failed,
+    ];
+
+    /// Short stable name, used by `vipd status` and its JSON.
+    pub const fn name(self) -> &'static str {
+        match self {
+            DrainStat::Forwarded => "forwarded",
+            DrainStat::Local => "local_socket",
+            DrainStat::Syn => "syn",
+            DrainStat::FromPrevious => "from_previous_master",
+            DrainStat::Inactive => "inactive",
+            DrainStat::Failed => "failed",
+        }
+    }
+}
+
+/// Value of `DRAIN`: where the segments of connections this node has no socket for go.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DrainTarget {
+    /// `bpf_ktime_get_ns()` after which nothing is forwarded any more.
+    pub until_ns: u64,
+    /// The previous master's MAC, taken from its bow-out frame (and checked against its
+    /// earlier advertisements).
+    pub peer_mac: [u8; 6],
+    /// This interface's MAC: forwarded frames leave with it as their source, so that
+    /// bridges never learn the client's MAC on this node's port.
+    pub own_mac: [u8; 6],
+    /// The previous master's IPv4 address, network byte order (for status and checks).
+    pub peer_addr: u32,
+    /// The CARP group the VIP belongs to.
+    pub vhid: u32,
+    pub _pad: u32,
+}
+
 /// Maximum number of entries in `VIP_OWNER`.
 pub const MAX_VIPS: u32 = 4096;
 /// Maximum number of entries in `VHIDS` (255 groups on each of several interfaces).
@@ -252,6 +336,10 @@ pub struct AdvertEvent {
     /// The whole IPv4 packet, as received: the daemon decodes it with the same function
     /// its tests use.
     pub packet: [u8; ADVERT_PACKET_LEN],
+    /// The frame's source MAC: where a graceful take-over forwards the previous master's
+    /// connections.
+    pub src_mac: [u8; 6],
+    pub _pad2: [u8; 2],
 }
 
 #[cfg(feature = "user")]
@@ -264,6 +352,7 @@ mod pod {
     unsafe impl aya::Pod for super::VhidSeen {}
     unsafe impl aya::Pod for super::AdvertEvent {}
     unsafe impl aya::Pod for super::PeerKey {}
+    unsafe impl aya::Pod for super::DrainTarget {}
 }
 
 #[cfg(test)]

@@ -8,20 +8,32 @@
 //! address is a VIP this node does not own, so the node can never claim a VIP it has not
 //! won. Frames may carry one or two VLAN tags (802.1Q, 802.1ad, priority tags).
 //! Every verdict increments one per-reason counter in `STATS`; nothing is dropped silently.
+//!
+//! After a graceful take-over the daemon writes a `DRAIN` entry for each VIP: the ingress
+//! programs then send the previous master the TCP segments for that VIP that belong to no
+//! connection of this node (not a SYN, no socket found by `bpf_skc_lookup_tcp`), with the
+//! destination MAC rewritten, out of the same interface (a redirect to itself). Nothing is looked up while `DRAIN_ACTIVE` is 0.
 #![no_std]
 #![no_main]
 
 use aya_ebpf::{
-    bindings::{TC_ACT_OK, TC_ACT_SHOT, xdp_action},
-    helpers::bpf_ktime_get_ns,
+    bindings::{
+        BPF_F_CURRENT_NETNS, BPF_TCP_LISTEN, TC_ACT_OK, TC_ACT_SHOT, bpf_sock_tuple,
+        bpf_sock_tuple__bindgen_ty_1__bindgen_ty_1 as SockTupleV4, tcphdr, xdp_action,
+    },
+    cty::c_void,
+    helpers::{
+        bpf_ktime_get_ns, bpf_redirect, bpf_sk_release, bpf_skc_lookup_tcp, bpf_tcp_check_syncookie,
+    },
     macros::{classifier, map, xdp},
-    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
     programs::{TcContext, XdpContext},
 };
 use vipd_common::{
-    ADVERT_PACKET_LEN, ADVERTS_RING_BYTES, AdvertEvent, CARP_TTL, CARP_VERSION_TYPE, IPPROTO_CARP,
-    IPV4_HLEN, MAX_GROUPS, MAX_KNOWN_PEERS, MAX_VIPS, PEER_ADVERTS_RING_BYTES, PeerKey,
-    REASON_COUNT, Reason, VhidKey, VhidSeen, VipKey, VipOwner,
+    ADVERT_PACKET_LEN, ADVERTS_RING_BYTES, AdvertEvent, CARP_TTL, CARP_VERSION_TYPE,
+    DRAIN_STAT_COUNT, DrainStat, DrainTarget, IPPROTO_CARP, IPV4_HLEN, MAX_DRAINS, MAX_GROUPS,
+    MAX_KNOWN_PEERS, MAX_VIPS, PEER_ADVERTS_RING_BYTES, PeerKey, REASON_COUNT, Reason, VhidKey,
+    VhidSeen, VipKey, VipOwner,
 };
 
 // The maps, as documented in vipd-common. The programs hold them while attached; pinned by
@@ -38,6 +50,12 @@ static ADVERTS: RingBuf = RingBuf::pinned(ADVERTS_RING_BYTES, 0);
 static PEER_ADVERTS: RingBuf = RingBuf::pinned(PEER_ADVERTS_RING_BYTES, 0);
 #[map(name = "KNOWN_PEERS")]
 static KNOWN_PEERS: LruHashMap<PeerKey, u32> = LruHashMap::pinned(MAX_KNOWN_PEERS, 0);
+#[map(name = "DRAIN")]
+static DRAIN: HashMap<VipKey, DrainTarget> = HashMap::pinned(MAX_DRAINS, 0);
+#[map(name = "DRAIN_ACTIVE")]
+static DRAIN_ACTIVE: Array<u32> = Array::pinned(1, 0);
+#[map(name = "DRAIN_STATS")]
+static DRAIN_STATS: PerCpuArray<u64> = PerCpuArray::pinned(DRAIN_STAT_COUNT, 0);
 
 /// The More Fragments flag and fragment offset bits of the IPv4 header.
 const IP_FRAGMENT_BITS: u16 = 0x3fff;
@@ -46,6 +64,9 @@ const ETH_P_ARP: u16 = 0x0806;
 const ETH_P_8021Q: u16 = 0x8100;
 const ETH_P_8021AD: u16 = 0x88a8;
 const ARPOP_REQUEST: u16 = 1;
+const IPPROTO_TCP: u8 = 6;
+const TCP_SYN: u8 = 0x02;
+const TCP_ACK: u8 = 0x10;
 /// The ARP and IP headers are at most this far into a frame (two VLAN tags).
 const MAX_L2_LEN: usize = size_of::<EthHdr>() + 2 * size_of::<VlanHdr>();
 
@@ -93,6 +114,20 @@ struct Ipv4Hdr {
     dst: [u8; 4],
 }
 
+/// A TCP header without options.
+#[repr(C)]
+struct TcpHdr {
+    sport: [u8; 2],
+    dport: [u8; 2],
+    seq: [u8; 4],
+    ack: [u8; 4],
+    doff: u8,
+    flags: u8,
+    window: [u8; 2],
+    check: [u8; 2],
+    urg: [u8; 2],
+}
+
 /// The fixed start of a CARP advertisement.
 #[repr(C)]
 struct CarpHdr {
@@ -102,10 +137,12 @@ struct CarpHdr {
     authlen: u8,
 }
 
-/// A frame as either hook sees it: bytes between two addresses.
+/// A frame as either hook sees it: bytes between two addresses, and the context the
+/// socket helpers take.
 trait Frame {
     fn start(&self) -> usize;
     fn end(&self) -> usize;
+    fn raw(&self) -> *mut c_void;
 }
 
 impl Frame for XdpContext {
@@ -117,6 +154,10 @@ impl Frame for XdpContext {
     fn end(&self) -> usize {
         self.data_end()
     }
+    #[inline(always)]
+    fn raw(&self) -> *mut c_void {
+        self.ctx.cast()
+    }
 }
 
 impl Frame for TcContext {
@@ -127,6 +168,10 @@ impl Frame for TcContext {
     #[inline(always)]
     fn end(&self) -> usize {
         self.data_end()
+    }
+    #[inline(always)]
+    fn raw(&self) -> *mut c_void {
+        self.skb.skb.cast()
     }
 }
 
@@ -194,6 +239,8 @@ fn ownership(ifindex: u32, addr: u32) -> Option<bool> {
 enum Verdict {
     Pass,
     Drop,
+    /// Send it back out of the interface it came in on (its MACs already rewritten).
+    Forward,
 }
 
 #[xdp(frags)]
@@ -205,6 +252,11 @@ pub fn vipd_xdp(ctx: XdpContext) -> u32 {
     match verdict {
         Verdict::Pass => xdp_action::XDP_PASS,
         Verdict::Drop => xdp_action::XDP_DROP,
+        // Out of the interface it came in on, as a redirect rather than XDP_TX: on veth,
+        // XDP_TX leaves the frame in the peer's ring until the peer's own XDP program (if
+        // any) runs, while a redirect flushes it at the end of the poll, in every mode.
+        // SAFETY: bpf_redirect has no preconditions.
+        Verdict::Forward => unsafe { bpf_redirect(ifindex, 0) as u32 },
     }
 }
 
@@ -220,6 +272,8 @@ pub fn vipd_tc_ingress(ctx: TcContext) -> i32 {
     match verdict {
         Verdict::Pass => TC_ACT_OK,
         Verdict::Drop => TC_ACT_SHOT,
+        // SAFETY: bpf_redirect has no preconditions; out of the interface it came in on.
+        Verdict::Forward => unsafe { bpf_redirect(ifindex, 0) as i32 },
     }
 }
 
@@ -259,6 +313,9 @@ fn classify_ipv4(f: &impl Frame, off: usize, ifindex: u32) -> (Verdict, Reason) 
     };
     // SAFETY: ptr_at checked the header lies in the frame.
     let ip = unsafe { &*ip };
+    if ip.proto == IPPROTO_TCP && drain(f, off, ifindex) {
+        return (Verdict::Forward, Reason::PassIpv4Other);
+    }
     if ip.proto != IPPROTO_CARP {
         return (Verdict::Pass, Reason::PassIpv4Other);
     }
@@ -320,21 +377,186 @@ fn classify_ipv4(f: &impl Frame, off: usize, ifindex: u32) -> (Verdict, Reason) 
         return (Verdict::Drop, full);
     };
     let packet = packet as *const u8;
-    let mut bytes = [0u8; ADVERT_PACKET_LEN];
-    let mut i = 0;
-    while i < ADVERT_PACKET_LEN {
-        // SAFETY: i < 56 and ptr_at checked the 56 bytes lie in the frame.
-        bytes[i] = unsafe { *packet.add(i) };
-        i += 1;
+    // l3 found the Ethernet header in the frame, so this always succeeds.
+    let src_mac = match ptr_at::<EthHdr>(f, 0) {
+        // SAFETY: ptr_at checked the header lies in the frame.
+        Some(eth) => unsafe { (*eth).src },
+        None => [0; 6],
+    };
+    // Written in place, field by field: a whole record on the stack would leave too little
+    // of it for the forwarding path.
+    let record = entry.as_mut_ptr();
+    // SAFETY: the record is reserved ring memory of the right size; every field is written
+    // before it is submitted; i < 56 and ptr_at checked the 56 bytes lie in the frame.
+    unsafe {
+        (*record).rx_ns = now;
+        (*record).ifindex = ifindex;
+        (*record)._pad = 0;
+        (*record).src_mac = src_mac;
+        (*record)._pad2 = [0; 2];
+        let mut i = 0;
+        while i < ADVERT_PACKET_LEN {
+            (*record).packet[i] = *packet.add(i);
+            i += 1;
+        }
     }
-    entry.write(AdvertEvent {
-        rx_ns: now,
-        ifindex,
-        _pad: 0,
-        packet: bytes,
-    });
     entry.submit(0);
     (Verdict::Pass, passed)
+}
+
+#[inline(always)]
+fn drain_count(stat: DrainStat) {
+    if let Some(slot) = DRAIN_STATS.get_ptr_mut(stat as u32) {
+        // SAFETY: per-CPU slot, no concurrent writer on this CPU.
+        unsafe { *slot += 1 };
+    }
+}
+
+/// A TCP segment whose IPv4 header starts `off` bytes into the frame: whether it goes to
+/// the previous master of its VIP, in which case its MACs are rewritten here. Only while
+/// a drain is active, only for a VIP with a `DRAIN` entry before its deadline that this
+/// node owns now, never for a frame the previous master sent, never for a SYN, and never
+/// when a socket of this node (not a listener, or a listener that issued the segment's
+/// syncookie) owns the segment. A function of its own (a BPF subprogram), so that its
+/// stack does not add up with the advertisement path's.
+#[inline(never)]
+fn drain(f: &impl Frame, off: usize, ifindex: u32) -> bool {
+    // The normal path: one array read, nothing looked up.
+    match DRAIN_ACTIVE.get(0) {
+        Some(n) if *n != 0 => {}
+        _ => return false,
+    }
+    let Some(ip) = ptr_at::<Ipv4Hdr>(f, off) else {
+        return false;
+    };
+    // SAFETY: ptr_at checked the header lies in the frame.
+    let (src, dst, version_ihl, frag) = unsafe {
+        (
+            raw32((*ip).src),
+            raw32((*ip).dst),
+            (*ip).version_ihl,
+            (*ip).frag,
+        )
+    };
+    let key = VipKey { ifindex, addr: dst };
+    // SAFETY: read-only lookup of a plain value.
+    let Some(target) = (unsafe { DRAIN.get(key) }) else {
+        return false;
+    };
+    let target = *target;
+    // SAFETY: bpf_ktime_get_ns has no preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    // Only a MASTER forwards: the lease says whether this node owns the VIP now.
+    if now >= target.until_ns || ownership(ifindex, dst) != Some(true) {
+        drain_count(DrainStat::Inactive);
+        return false;
+    }
+    let Some(eth) = ptr_at::<EthHdr>(f, 0) else {
+        return false;
+    };
+    // SAFETY: ptr_at checked the header lies in the frame.
+    if unsafe { (*eth).src } == target.peer_mac {
+        // Whatever the previous master sends us is ours: a frame is never sent back.
+        drain_count(DrainStat::FromPrevious);
+        return false;
+    }
+    let ihl = usize::from(version_ihl & 0x0f) * 4;
+    if version_ihl >> 4 != 4 || ihl < IPV4_HLEN || u16::from_be_bytes(frag) & IP_FRAGMENT_BITS != 0
+    {
+        drain_count(DrainStat::Failed);
+        return false;
+    }
+    let Some(tcp) = ptr_at::<TcpHdr>(f, off + ihl) else {
+        drain_count(DrainStat::Failed);
+        return false;
+    };
+    // SAFETY: ptr_at checked the header lies in the frame.
+    let (sport, dport, flags, doff) =
+        unsafe { ((*tcp).sport, (*tcp).dport, (*tcp).flags, (*tcp).doff >> 4) };
+    if flags & TCP_SYN != 0 && flags & TCP_ACK == 0 {
+        drain_count(DrainStat::Syn);
+        return false;
+    }
+    let mut tuple = bpf_sock_tuple {
+        __bindgen_anon_1: aya_ebpf::bindings::bpf_sock_tuple__bindgen_ty_1 {
+            ipv4: SockTupleV4 {
+                saddr: src,
+                daddr: dst,
+                sport: u16::from_ne_bytes(sport),
+                dport: u16::from_ne_bytes(dport),
+            },
+        },
+    };
+    // SAFETY: the context is the program's; the tuple lives on the stack for the call.
+    let sk = unsafe {
+        bpf_skc_lookup_tcp(
+            f.raw(),
+            &mut tuple,
+            size_of::<SockTupleV4>() as u32,
+            BPF_F_CURRENT_NETNS as u64,
+            0,
+        )
+    };
+    if !sk.is_null() {
+        // SAFETY: a socket the lookup returned, released below on every path.
+        let listening = unsafe { (*sk).state } == BPF_TCP_LISTEN;
+        let ours = !listening
+            || (flags & TCP_ACK != 0 && ihl == IPV4_HLEN && syncookie(f, off, doff, sk.cast()));
+        // SAFETY: releases the reference the lookup took.
+        unsafe { bpf_sk_release(sk.cast()) };
+        if ours {
+            drain_count(DrainStat::Local);
+            return false;
+        }
+    }
+    // No connection of ours: to the previous master, from our own MAC.
+    let Some(eth) = ptr_at::<EthHdr>(f, 0) else {
+        drain_count(DrainStat::Failed);
+        return false;
+    };
+    let eth = eth as *mut EthHdr;
+    // SAFETY: ptr_at checked the header lies in the frame; both hooks may write it.
+    unsafe {
+        (*eth).dst = target.peer_mac;
+        (*eth).src = target.own_mac;
+    }
+    drain_count(DrainStat::Forwarded);
+    true
+}
+
+/// Whether listener `sk` issued the syncookie this ACK carries (an IPv4 header without
+/// options `off` bytes into the frame, a TCP header of `doff` words after it).
+#[inline(always)]
+fn syncookie(f: &impl Frame, off: usize, doff: u8, sk: *mut c_void) -> bool {
+    let Some(iph) = ptr_at::<[u8; IPV4_HLEN]>(f, off) else {
+        return false;
+    };
+    macro_rules! check {
+        ($len:literal) => {{
+            let Some(th) = ptr_at::<[u8; $len]>(f, off + IPV4_HLEN) else {
+                return false;
+            };
+            // SAFETY: both headers lie in the frame, with the lengths given.
+            unsafe {
+                bpf_tcp_check_syncookie(
+                    sk,
+                    iph as *mut c_void,
+                    IPV4_HLEN as u32,
+                    th as *mut tcphdr,
+                    $len,
+                ) == 0
+            }
+        }};
+    }
+    match doff {
+        5 => check!(20),
+        6 => check!(24),
+        7 => check!(28),
+        8 => check!(32),
+        9 => check!(36),
+        10 => check!(40),
+        _ => false,
+    }
 }
 
 #[classifier]
@@ -344,6 +566,8 @@ pub fn vipd_tc_egress(ctx: TcContext) -> i32 {
     match verdict {
         Verdict::Pass => TC_ACT_OK,
         Verdict::Drop => TC_ACT_SHOT,
+        // Egress never forwards.
+        Verdict::Forward => TC_ACT_OK,
     }
 }
 

@@ -155,6 +155,12 @@ pub struct GroupConfig {
     /// Groups with the same sync group stay together: when one goes to FAULT the others
     /// do, and when one leaves MASTER the others hand over too.
     pub sync_group: Option<String>,
+    /// After a graceful take-over, how long this node forwards the previous master's
+    /// connections to it; also the default limit of `vipd demote --drain`. Zero: never.
+    pub drain_limit: Duration,
+    /// At a stop (SIGTERM, `systemctl stop`), how long the group drains its connections to
+    /// the VIPs before vipd exits. Zero: it exits once handed over.
+    pub drain_on_stop: Duration,
 }
 
 /// Where `vipd run` reads its groups unless told otherwise.
@@ -200,6 +206,12 @@ pub struct RawGroup {
     pub garp_count: Option<u32>,
     pub garp_interval_ms: Option<u64>,
     pub garp_refresh_ms: Option<u64>,
+    /// Forward the previous master's connections this long after a graceful take-over
+    /// (default 60000; 0: never).
+    pub drain_limit_ms: Option<u64>,
+    /// At a stop, drain the connections to the VIPs this long at most before exiting
+    /// (default 30000; 0: do not wait).
+    pub drain_on_stop_ms: Option<u64>,
     pub script_timeout_ms: Option<u64>,
     /// "carp" (default, as ucarp) or "all" (vipd nodes only: also timing, demote, sender).
     pub authenticate: Option<carp::Coverage>,
@@ -538,6 +550,14 @@ impl RawGroup {
             Some(ms) => Some(millis(&f("garp_refresh_ms"), Some(ms), 0, 10)?),
         };
         let script_timeout = millis(&f("script_timeout_ms"), self.script_timeout_ms, 10_000, 1)?;
+        let drain_limit = match self.drain_limit_ms {
+            Some(0) => Duration::ZERO,
+            ms => millis(&f("drain_limit_ms"), ms, DEFAULT_DRAIN_LIMIT_MS, 1)?,
+        };
+        let drain_on_stop = match self.drain_on_stop_ms {
+            Some(0) => Duration::ZERO,
+            ms => millis(&f("drain_on_stop_ms"), ms, DEFAULT_DRAIN_ON_STOP_MS, 1)?,
+        };
         let mut named = HashSet::new();
         for t in &self.track {
             if !named.insert(t.tracker.as_str()) {
@@ -595,9 +615,17 @@ impl RawGroup {
                 }
                 other => other,
             },
+            drain_limit,
+            drain_on_stop,
         })
     }
 }
+
+/// How long a new master forwards the previous master's connections, and how long `vipd
+/// demote --drain` waits for them, unless configured.
+pub const DEFAULT_DRAIN_LIMIT_MS: u64 = 60_000;
+/// How long a stop waits for the connections to the VIPs to close, unless configured.
+pub const DEFAULT_DRAIN_ON_STOP_MS: u64 = 30_000;
 
 /// Refuses a script that does not exist, or (with `security`) that anyone but root or
 /// `user` could change.

@@ -52,6 +52,13 @@ pub enum Request {
     Promote { target: Target },
     /// Read the configuration file again (as SIGHUP).
     Reload,
+    /// Demote, then stay DRAINING until the connections to the VIPs have closed or
+    /// `limit_ms` passed (`None`: each group's `drain_limit`). `vipd demote --drain[=LIMIT]`.
+    Drain {
+        target: Target,
+        #[serde(default)]
+        limit_ms: Option<u64>,
+    },
 }
 
 /// One group in `vipd status`.
@@ -95,6 +102,36 @@ pub struct GroupStatus {
     /// The trackers the group depends on that are failing now.
     #[serde(default)]
     pub failing: Vec<String>,
+    /// Set while the group drains (`state` is then "DRAINING"): after a demotion with
+    /// `--drain` or at a stop, until its connections to the VIPs have closed or its limit
+    /// passed.
+    #[serde(default)]
+    pub draining: Option<DrainStatus>,
+    /// Set while this node, MASTER after a graceful take-over, forwards the TCP segments of
+    /// connections it has no socket for to the previous master.
+    #[serde(default)]
+    pub forwarding: Option<ForwardStatus>,
+}
+
+/// A draining group in `vipd status`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DrainStatus {
+    /// Open TCP connections with a local address among the group's VIPs, at the last
+    /// count (every 100 ms); `None` before the first.
+    pub connections: Option<u32>,
+    /// Seconds until the drain ends whatever is left.
+    pub remaining_secs: f64,
+}
+
+/// A forwarding group in `vipd status`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ForwardStatus {
+    /// The previous master, to which connections this node has no socket for go.
+    pub to: String,
+    /// Its MAC, taken from its advertisements.
+    pub mac: Option<String>,
+    /// Seconds until forwarding stops.
+    pub remaining_secs: f64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -118,6 +155,11 @@ pub struct Status {
     /// Every tracker: its last verdict and when it came.
     #[serde(default)]
     pub trackers: Vec<TrackerStatus>,
+    /// What became of the TCP segments for VIPs this node forwards (after a graceful
+    /// take-over), summed over CPUs since the programs were loaded: (name, packets);
+    /// `forwarded` went to a previous master.
+    #[serde(default)]
+    pub forwarding: Vec<(String, u64)>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -713,6 +755,8 @@ mod tests {
             last_demote_at_unix_us: None,
             demotion: 0,
             failing: Vec::new(),
+            draining: None,
+            forwarding: None,
         }
     }
 
@@ -731,6 +775,7 @@ mod tests {
                 adopted: false,
             }],
             trackers: Vec::new(),
+            forwarding: Vec::new(),
         }
     }
 

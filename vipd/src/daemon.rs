@@ -71,6 +71,8 @@ pub struct Daemon<E: Effects> {
     /// Groups a reload replaced, with their link and source address, waiting for their
     /// predecessor to finish handing over.
     pending: Vec<(crate::config::GroupConfig, LinkInfo, Ipv4Addr)>,
+    /// When the connections of the draining groups are counted next.
+    drain_due: Option<Instant>,
 }
 
 impl<E: Effects> Daemon<E> {
@@ -92,6 +94,7 @@ impl<E: Effects> Daemon<E> {
             started: now,
             retiring: Default::default(),
             pending: Vec::new(),
+            drain_due: None,
         }
     }
 
@@ -256,6 +259,17 @@ impl<E: Effects> Daemon<E> {
 
     /// One advertisement the XDP program saw on `ifindex` at `at`.
     pub async fn on_advert(&mut self, ifindex: u32, packet: &[u8], at: Instant) {
+        self.on_advert_from(ifindex, None, packet, at).await;
+    }
+
+    /// One advertisement the XDP program saw on `ifindex` at `at`, sent from `mac`.
+    pub async fn on_advert_from(
+        &mut self,
+        ifindex: u32,
+        mac: Option<[u8; 6]>,
+        packet: &[u8],
+        at: Instant,
+    ) {
         let vhid = packet.get(IPV4_HLEN + 1).copied().unwrap_or(0);
         let Some(&i) = self.by_key.get(&(ifindex, vhid)) else {
             self.unknown_group += 1;
@@ -266,6 +280,19 @@ impl<E: Effects> Daemon<E> {
             return;
         };
         m.counters.last_advert = Some(at);
+        // Where a graceful take-over forwards: the MAC of the peer's regular
+        // advertisements. A bow-out from another MAC changes nothing (a MAC is not signed).
+        if let Some(mac) = mac {
+            let bow_out = crate::carp::is_bow_out(adv.advbase, adv.advskew);
+            match m.peer_macs.get(&src) {
+                Some(known) if bow_out && *known != mac => warn!(group = %m.label(), peer = %src,
+                    mac = %executor::mac_text(mac), known = %executor::mac_text(*known),
+                    "a bow-out from another MAC than the peer's advertisements"),
+                _ => {
+                    m.peer_macs.insert(src, mac);
+                }
+            }
+        }
         if self.known_peers.len() < vipd_common::MAX_KNOWN_PEERS as usize
             && self.known_peers.insert((ifindex, src))
             && let Err(e) = self.fx.learn_peer(ifindex, src)
@@ -374,7 +401,7 @@ impl<E: Effects> Daemon<E> {
                     message: "answered by the daemon loop".into(),
                 };
             }
-            Request::Demote { target } => (target, Event::Demote),
+            Request::Demote { target } | Request::Drain { target, .. } => (target, Event::Demote),
             Request::Promote { target } => (target, Event::Promote),
         };
         let found = match self.targets(target) {
@@ -392,6 +419,10 @@ impl<E: Effects> Daemon<E> {
                 self.members[i].counters.last_demote_at = Some(SystemTime::now());
             }
             self.step(i, event, now).await;
+            if let Request::Drain { limit_ms, .. } = req {
+                self.start_drain(i, limit_ms.map(Duration::from_millis), now)
+                    .await;
+            }
             changed.push(self.members[i].cfg.vhid);
         }
         Reply::Ok { changed }
@@ -424,7 +455,11 @@ impl<E: Effects> Daemon<E> {
                     interface: m.cfg.interface.clone(),
                     vhid: m.cfg.vhid,
                     vips: m.cfg.vips.iter().map(|v| v.to_string()).collect(),
-                    state: m.core.state().name().to_owned(),
+                    state: if m.core.draining().is_some() {
+                        "DRAINING".to_owned()
+                    } else {
+                        m.core.state().name().to_owned()
+                    },
                     since_secs: now
                         .saturating_duration_since(m.counters.since)
                         .as_secs_f64(),
@@ -453,6 +488,15 @@ impl<E: Effects> Daemon<E> {
                     last_demote_at_unix_us: m.counters.last_demote_at.and_then(unix_us),
                     demotion: m.core.election().demotion(),
                     failing: m.core.failing(),
+                    draining: m.core.draining().map(|until| crate::control::DrainStatus {
+                        connections: m.counters.drain_left,
+                        remaining_secs: until.saturating_duration_since(now).as_secs_f64(),
+                    }),
+                    forwarding: m.core.forwarding().map(|f| crate::control::ForwardStatus {
+                        to: f.to.to_string(),
+                        mac: m.peer_macs.get(&f.to).map(|mac| executor::mac_text(*mac)),
+                        remaining_secs: f.until.saturating_duration_since(now).as_secs_f64(),
+                    }),
                 })
                 .collect(),
             xdp,
@@ -469,6 +513,7 @@ impl<E: Effects> Daemon<E> {
                     since_secs: r.at.map(|t| now.saturating_duration_since(t).as_secs_f64()),
                 })
                 .collect(),
+            forwarding: Vec::new(),
         }
     }
 
@@ -480,6 +525,59 @@ impl<E: Effects> Daemon<E> {
         );
         for i in 0..self.members.len() {
             self.step(i, Event::Shutdown, now).await;
+        }
+    }
+
+    /// Group `i` drains for `limit` (its `drain_limit` when `None`).
+    pub async fn start_drain(&mut self, i: usize, limit: Option<Duration>, now: Instant) {
+        let m = &mut self.members[i];
+        let limit = limit.unwrap_or(m.cfg.drain_limit);
+        let commands = m.core.start_drain(limit, now);
+        executor::execute(&mut self.fx, m, commands, now).await;
+        self.drain_due = self.draining().then_some(now);
+    }
+
+    /// When the connections of the draining groups are counted next.
+    pub fn drain_due(&self) -> Option<Instant> {
+        self.drain_due.filter(|_| self.draining())
+    }
+
+    /// Whether some group drains.
+    pub fn draining(&self) -> bool {
+        self.members.iter().any(|m| m.core.draining().is_some())
+    }
+
+    /// Counts the connections to the VIPs of every draining group; a group with none left
+    /// has drained.
+    pub async fn check_drains(&mut self, now: Instant) {
+        self.drain_due = None;
+        if !self.draining() {
+            return;
+        }
+        self.drain_due = Some(now + DRAIN_CHECK);
+        let open = match self.fx.open_connections() {
+            Ok(open) => open,
+            Err(e) => {
+                warn!(error = %e, "cannot count the connections of draining groups");
+                return;
+            }
+        };
+        for i in 0..self.members.len() {
+            let m = &mut self.members[i];
+            if m.core.draining().is_none() {
+                continue;
+            }
+            let left: u32 = m
+                .cfg
+                .vips
+                .iter()
+                .map(|v| open.get(&v.addr).copied().unwrap_or(0))
+                .sum();
+            m.counters.drain_left = Some(left);
+            if left == 0 {
+                let commands = m.core.drained();
+                executor::execute(&mut self.fx, m, commands, now).await;
+            }
         }
     }
 
@@ -708,6 +806,7 @@ async fn member(
         tx: Tx::new(src, random_u64(), random_u64() as u16),
         counters: Counters::new(now),
         added,
+        peer_macs: Default::default(),
         cfg: g,
     })
 }
@@ -1109,6 +1208,7 @@ pub async fn run(config: Config, opts: Options) -> Result<()> {
             _ = tick(&mut watchdog) => {
                 let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
             }
+            _ = sleep_until(d.drain_due()) => d.check_drains(Instant::now()).await,
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
@@ -1120,9 +1220,25 @@ pub async fn run(config: Config, opts: Options) -> Result<()> {
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     // Bow out, then wait (at most master-down) until peers show they took over.
     d.begin_shutdown(Instant::now()).await;
-    while d.handing_over() {
+    // Then drain: the connections to the VIPs close, or each group's drain_on_stop passes.
+    for i in 0..d.members.len() {
+        let limit = d.members[i].cfg.drain_on_stop;
+        if !limit.is_zero() {
+            d.start_drain(i, Some(limit), Instant::now()).await;
+        }
+    }
+    d.check_drains(Instant::now()).await;
+    while d.handing_over() || d.draining() {
         let deadline = d.next_deadline();
         tokio::select! {
+            _ = sleep_until(d.drain_due()) => d.check_drains(Instant::now()).await,
+            Some(p) = requests.recv() => {
+                let reply = match p.request {
+                    Request::Status => Reply::Status(status(&d, &control_stats)),
+                    _ => Reply::Error { message: "vipd is stopping (draining)".into() },
+                };
+                let _ = p.reply.send(reply);
+            }
             events = rings.readable() => {
                 let Ok(events) = events else { break };
                 on_adverts(&mut d, events).await;
@@ -1188,13 +1304,23 @@ fn status(d: &Daemon<Kernel>, control: &control::ServerStats) -> Status {
             .unwrap_or_default();
     let mut s = d.status(Instant::now(), xdp);
     s.control = control.snapshot();
+    s.forwarding =
+        d.fx.dp
+            .drain_counters()
+            .map(|c| c.into_iter().map(|(n, v)| (n.to_owned(), v)).collect())
+            .unwrap_or_default();
     s
 }
 
 async fn on_adverts(d: &mut Daemon<Kernel>, events: Vec<AdvertEvent>) {
     for ev in events {
-        d.on_advert(ev.ifindex, &ev.packet, instant_of(ev.rx_ns))
-            .await;
+        d.on_advert_from(
+            ev.ifindex,
+            Some(ev.src_mac),
+            &ev.packet,
+            instant_of(ev.rx_ns),
+        )
+        .await;
     }
 }
 
@@ -1315,6 +1441,9 @@ async fn tick(interval: &mut Option<tokio::time::Interval>) {
         None => std::future::pending().await,
     }
 }
+
+/// While a group drains, its connections are counted this often.
+const DRAIN_CHECK: Duration = Duration::from_millis(100);
 
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
@@ -1715,5 +1844,125 @@ mod sync_tests {
         let later = t + Duration::from_secs(10);
         d.on_timers(later).await;
         assert_eq!(states(&d), [State::Backup, State::Master]);
+    }
+}
+
+#[cfg(test)]
+mod drain_tests {
+    use super::*;
+    use crate::carp::{Advert, DEFAULT_GROUP, Key, build_ipv4};
+    use crate::effects::{Effect, Recorder};
+    use crate::executor::tests::{IFINDEX, member};
+
+    const PEER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+
+    fn daemon(t0: Instant) -> Daemon<Recorder> {
+        let links = HashMap::from([(IFINDEX, true)]);
+        Daemon::new(vec![member(|_| {})], links, Recorder::default(), t0)
+    }
+
+    fn advert(src: Ipv4Addr, counter: u64, advbase: u8, advskew: u8) -> Vec<u8> {
+        let vips = [Ipv4Addr::new(10, 0, 0, 100), Ipv4Addr::new(10, 0, 0, 101)];
+        let adv = Advert::signed(1, advbase, advskew, 0, counter, &vips, &Key::new(b"secret"));
+        build_ipv4(src, DEFAULT_GROUP, 1, &adv).to_vec()
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_take_over_from_a_bow_out_forwards_to_the_mac_of_the_masters_advertisements() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut d = daemon(t0);
+        d.start(t0).await;
+        let (mac_a, mac_x) = ([2, 0, 0, 0, 0, 0xa], [2, 0, 0, 0, 0, 0x66]);
+        d.on_advert_from(IFINDEX, Some(mac_a), &advert(PEER, 5, 1, 0), t0 + ms(10))
+            .await;
+        d.fx.take();
+        // The bow-out arrives from another MAC (a MAC is not signed): the forwarding goes
+        // to the MAC of the advertisements the node followed.
+        let at = t0 + ms(20);
+        d.on_advert_from(IFINDEX, Some(mac_x), &advert(PEER, 6, 255, 255), at)
+            .await;
+        assert_eq!(d.members[0].core.state(), State::Master);
+        let forwards: Vec<_> =
+            d.fx.take()
+                .into_iter()
+                .filter_map(|e| match e {
+                    Effect::Forward { vip, target, .. } => Some((vip, target)),
+                    _ => None,
+                })
+                .collect();
+        let target = crate::effects::ForwardTarget {
+            vhid: 1,
+            peer: PEER,
+            peer_mac: mac_a,
+            own_mac: crate::executor::tests::MAC,
+            until: at + Duration::from_secs(60),
+        };
+        assert_eq!(
+            forwards,
+            [
+                (Ipv4Addr::new(10, 0, 0, 100), Some(target)),
+                (Ipv4Addr::new(10, 0, 0, 101), Some(target))
+            ]
+        );
+        let g = &d.status(at, Vec::new()).groups[0];
+        let f = g.forwarding.as_ref().unwrap();
+        assert_eq!(
+            (f.to.as_str(), f.mac.as_deref()),
+            ("10.0.0.2", Some("02:00:00:00:00:0a"))
+        );
+        // Leaving MASTER stops it at once.
+        d.on_request(
+            Request::Demote {
+                target: Target::All,
+            },
+            at + ms(1),
+        )
+        .await;
+        let stops =
+            d.fx.take()
+                .into_iter()
+                .filter(|e| matches!(e, Effect::Forward { target: None, .. }))
+                .count();
+        assert_eq!(stops, 2);
+        assert!(d.status(at, Vec::new()).groups[0].forwarding.is_none());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_drain_request_shows_draining_until_the_connections_close_or_its_limit() {
+        let t0 = Instant::now();
+        let mut d = daemon(t0);
+        d.start(t0).await;
+        let t1 = d.next_deadline().unwrap();
+        d.on_timers(t1).await;
+        d.fx.connections = HashMap::from([(Ipv4Addr::new(10, 0, 0, 100), 2)]);
+        let drain = Request::Drain {
+            target: Target::All,
+            limit_ms: Some(5000),
+        };
+        d.on_request(drain.clone(), t1).await;
+        assert_eq!(d.members[0].core.state(), State::Backup);
+        assert_eq!(d.drain_due(), Some(t1));
+        d.check_drains(t1).await;
+        let g = &d.status(t1, Vec::new()).groups[0];
+        assert_eq!(g.state, "DRAINING");
+        let left = g.draining.as_ref().unwrap();
+        assert_eq!((left.connections, left.remaining_secs), (Some(2), 5.0));
+        assert_eq!(d.drain_due(), Some(t1 + DRAIN_CHECK));
+        // The connections closed.
+        d.fx.connections.clear();
+        d.check_drains(t1 + DRAIN_CHECK).await;
+        let g = &d.status(t1, Vec::new()).groups[0];
+        assert_eq!((g.state.as_str(), g.draining.is_none()), ("BACKUP", true));
+        assert_eq!(d.drain_due(), None);
+        // A connection that stays: the limit ends the drain.
+        d.fx.connections = HashMap::from([(Ipv4Addr::new(10, 0, 0, 101), 1)]);
+        let t2 = t1 + Duration::from_secs(1);
+        d.on_request(drain, t2).await;
+        d.check_drains(t2).await;
+        assert!(d.draining());
+        d.on_timers(t2 + Duration::from_secs(5)).await;
+        assert!(!d.draining());
+        assert_eq!(d.status(t2, Vec::new()).groups[0].state, "BACKUP");
     }
 }

@@ -11,7 +11,7 @@ use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 
-use aya::maps::{HashMap, MapData, PerCpuArray, RingBuf};
+use aya::maps::{Array, HashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::links::Link as _;
 use aya::programs::tc::{NlOptions, SchedClassifierLink, TcAttachOptions, TcHandle};
 use aya::programs::{SchedClassifier, TcAttachType, Xdp, tc};
@@ -24,9 +24,10 @@ use netlink_packet_utils::nla::Nla;
 use netlink_sys::protocols::NETLINK_ROUTE;
 use netlink_sys::{Socket, SocketAddr};
 use vipd_common::{
-    MAP_ADVERTS, MAP_KNOWN_PEERS, MAP_PEER_ADVERTS, MAP_STATS, MAP_VHIDS, MAP_VIP_OWNER, PeerKey,
-    REASON_COUNT, Reason, TC_EGRESS_PROGRAM, TC_INGRESS_PROGRAM, VhidKey, VhidSeen, VipKey,
-    VipOwner, XDP_PROGRAM,
+    DRAIN_STAT_COUNT, DrainStat, DrainTarget, MAP_ADVERTS, MAP_DRAIN, MAP_DRAIN_ACTIVE,
+    MAP_DRAIN_STATS, MAP_KNOWN_PEERS, MAP_PEER_ADVERTS, MAP_STATS, MAP_VHIDS, MAP_VIP_OWNER,
+    PeerKey, REASON_COUNT, Reason, TC_EGRESS_PROGRAM, TC_INGRESS_PROGRAM, VhidKey, VhidSeen,
+    VipKey, VipOwner, XDP_PROGRAM,
 };
 
 /// The XDP/TC object built by `cargo xtask build-ebpf`.
@@ -195,6 +196,9 @@ pub struct Dataplane {
     adverts: Option<RingBuf<MapData>>,
     peer_adverts: Option<RingBuf<MapData>>,
     known_peers: HashMap<MapData, PeerKey, u32>,
+    drain: HashMap<MapData, VipKey, DrainTarget>,
+    drain_active: Array<MapData, u32>,
+    drain_stats: PerCpuArray<MapData, u64>,
     attached: Vec<(String, u32)>,
 }
 
@@ -314,7 +318,22 @@ impl Dataplane {
                 .ok_or(DataplaneError::Missing(MAP_KNOWN_PEERS))?,
         )
         .map_err(map_err(MAP_KNOWN_PEERS))?;
-        Ok(Dataplane {
+        let drain = HashMap::try_from(
+            ebpf.take_map(MAP_DRAIN)
+                .ok_or(DataplaneError::Missing(MAP_DRAIN))?,
+        )
+        .map_err(map_err(MAP_DRAIN))?;
+        let drain_active = Array::try_from(
+            ebpf.take_map(MAP_DRAIN_ACTIVE)
+                .ok_or(DataplaneError::Missing(MAP_DRAIN_ACTIVE))?,
+        )
+        .map_err(map_err(MAP_DRAIN_ACTIVE))?;
+        let drain_stats = PerCpuArray::try_from(
+            ebpf.take_map(MAP_DRAIN_STATS)
+                .ok_or(DataplaneError::Missing(MAP_DRAIN_STATS))?,
+        )
+        .map_err(map_err(MAP_DRAIN_STATS))?;
+        let mut dp = Dataplane {
             ebpf,
             pin_dir: pin_dir.to_owned(),
             vip_owner,
@@ -323,8 +342,15 @@ impl Dataplane {
             adverts: Some(adverts),
             peer_adverts: Some(peer_adverts),
             known_peers,
+            drain,
+            drain_active,
+            drain_stats,
             attached: Vec::new(),
-        })
+        };
+        // Forwarding is decided again by this daemon's groups: an adopted entry (a daemon
+        // killed while forwarding) must not outlive its decision.
+        dp.clear_forwards()?;
+        Ok(dp)
     }
 
     /// Attaches the ingress program as `prefer` says (native XDP falls back to generic when
@@ -469,6 +495,71 @@ impl Dataplane {
         self.vip_owner.get(&key, 0).ok()
     }
 
+    /// Forwards the TCP segments for `vip` on `ifindex` that no socket of this node owns to
+    /// `target` (see `DRAIN`); `None` stops it.
+    pub fn set_forward(
+        &mut self,
+        ifindex: u32,
+        vip: Ipv4Addr,
+        target: Option<DrainTarget>,
+    ) -> Result<()> {
+        let key = VipKey {
+            ifindex,
+            addr: u32::from_ne_bytes(vip.octets()),
+        };
+        match target {
+            Some(t) => self
+                .drain
+                .insert(key, t, 0)
+                .map_err(map_err(format!("forwarding {vip}")))?,
+            None => match self.drain.remove(&key) {
+                Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
+                Err(e) => return Err(map_err(format!("stopping forwarding {vip}"))(e)),
+            },
+        }
+        self.update_drain_active()
+    }
+
+    /// The forwarding entries: (ifindex, VIP, target).
+    pub fn forwards(&self) -> Vec<(u32, Ipv4Addr, DrainTarget)> {
+        self.drain
+            .iter()
+            .filter_map(|e| e.ok())
+            .map(|(k, v)| (k.ifindex, Ipv4Addr::from(k.addr.to_ne_bytes()), v))
+            .collect()
+    }
+
+    /// Removes every forwarding entry.
+    pub fn clear_forwards(&mut self) -> Result<()> {
+        let keys: Vec<VipKey> = self.drain.keys().filter_map(|k| k.ok()).collect();
+        for k in keys {
+            let _ = self.drain.remove(&k);
+        }
+        self.update_drain_active()
+    }
+
+    /// `DRAIN_ACTIVE` holds the number of `DRAIN` entries: 0 keeps the programs from
+    /// looking anything up.
+    fn update_drain_active(&mut self) -> Result<()> {
+        let n = self.drain.keys().filter(|k| k.is_ok()).count() as u32;
+        self.drain_active
+            .set(0, n, 0)
+            .map_err(map_err("updating DRAIN_ACTIVE"))
+    }
+
+    /// The forwarding counters, summed over CPUs: (name, packets) in slot order.
+    pub fn drain_counters(&self) -> Result<Vec<(&'static str, u64)>> {
+        let mut out = Vec::with_capacity(DRAIN_STAT_COUNT as usize);
+        for stat in DrainStat::ALL {
+            let per_cpu = self
+                .drain_stats
+                .get(&(stat as u32), 0)
+                .map_err(map_err("reading DRAIN_STATS"))?;
+            out.push((stat.name(), per_cpu.iter().sum()));
+        }
+        Ok(out)
+    }
+
     /// Removes every ownership entry and group for which `keep` is false (left over from an
     /// earlier configuration).
     pub fn retain(
@@ -582,6 +673,8 @@ impl Dataplane {
     /// pins. On a guarded interface the programs stay, so that the kernel never answers ARP
     /// for the VIPs left there (their entries say "not owned"); a later vipd adopts them.
     pub fn detach_all(mut self, guard: &[u32]) -> Result<()> {
+        // Nothing is forwarded once the daemon is gone.
+        let _ = self.clear_forwards();
         // Guarded interfaces keep dropping ARP for their VIPs, but no longer take CARP
         // advertisements off the wire: another CARP daemon may run there next.
         let groups: Vec<VhidKey> = self
@@ -614,13 +707,16 @@ impl Dataplane {
 }
 
 /// The maps vipd pins (by these names) when it adopts them.
-const OUR_MAPS: [&str; 6] = [
+const OUR_MAPS: [&str; 9] = [
     MAP_STATS,
     MAP_VIP_OWNER,
     MAP_VHIDS,
     MAP_ADVERTS,
     MAP_PEER_ADVERTS,
     MAP_KNOWN_PEERS,
+    MAP_DRAIN,
+    MAP_DRAIN_ACTIVE,
+    MAP_DRAIN_STATS,
 ];
 /// Priority of vipd's TC egress filter: fixed, so that a restarted vipd finds it.
 const TC_PRIORITY: u16 = 0x7ca2;

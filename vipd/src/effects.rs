@@ -24,6 +24,8 @@ pub enum EffectError {
         ifindex: u32,
         source: std::io::Error,
     },
+    #[error("counting connections (sock_diag): {0}")]
+    SockDiag(std::io::Error),
 }
 
 /// What the daemon does to the outside world. Each call is one side effect.
@@ -51,6 +53,28 @@ pub trait Effects {
     /// When and from where the kernel program last saw an advertisement of group `vhid`
     /// (read only, for the log).
     fn last_seen(&self, ifindex: u32, vhid: u8) -> Option<(Instant, Ipv4Addr)>;
+    /// Forwards the TCP segments for `vip` on `ifindex` that belong to no connection of
+    /// this node to `target`; `None` stops it.
+    fn set_forward(
+        &mut self,
+        ifindex: u32,
+        vip: Ipv4Addr,
+        target: Option<ForwardTarget>,
+    ) -> Result<(), EffectError>;
+    /// The open TCP connections of this node by local address (for a drain).
+    fn open_connections(&mut self) -> Result<HashMap<Ipv4Addr, u32>, EffectError>;
+}
+
+/// Where a graceful take-over forwards the previous master's connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ForwardTarget {
+    pub vhid: u8,
+    /// The previous master.
+    pub peer: Ipv4Addr,
+    pub peer_mac: [u8; 6],
+    /// The interface's own MAC, the forwarded frames' source.
+    pub own_mac: [u8; 6],
+    pub until: Instant,
 }
 
 /// The real side effects: BPF maps, packet sockets, rtnetlink, the script runner.
@@ -120,6 +144,27 @@ impl Effects for Kernel {
         Ok(self.dp.add_known_peer(ifindex, addr)?)
     }
 
+    fn set_forward(
+        &mut self,
+        ifindex: u32,
+        vip: Ipv4Addr,
+        target: Option<ForwardTarget>,
+    ) -> Result<(), EffectError> {
+        let target = target.map(|t| vipd_common::DrainTarget {
+            until_ns: monotonic_ns_of(t.until),
+            peer_mac: t.peer_mac,
+            own_mac: t.own_mac,
+            peer_addr: u32::from_ne_bytes(t.peer.octets()),
+            vhid: u32::from(t.vhid),
+            _pad: 0,
+        });
+        Ok(self.dp.set_forward(ifindex, vip, target)?)
+    }
+
+    fn open_connections(&mut self) -> Result<HashMap<Ipv4Addr, u32>, EffectError> {
+        crate::sockdiag::open_connections().map_err(EffectError::SockDiag)
+    }
+
     fn last_seen(&self, ifindex: u32, vhid: u8) -> Option<(Instant, Ipv4Addr)> {
         let seen = self.dp.group_seen(ifindex, vhid).filter(|s| s.count > 0)?;
         let (now, now_ns) = (Instant::now(), monotonic_ns());
@@ -158,6 +203,11 @@ pub enum Effect {
         ifindex: u32,
         addr: Ipv4Addr,
     },
+    Forward {
+        ifindex: u32,
+        vip: Ipv4Addr,
+        target: Option<ForwardTarget>,
+    },
 }
 
 /// Records every side effect in order and carries none out. Addresses already present
@@ -168,6 +218,8 @@ pub struct Recorder {
     pub present: Vec<(u32, Ipv4Addr)>,
     /// Makes `send_frame` fail, as a link without carrier does.
     pub fail_sends: bool,
+    /// What `open_connections` reports.
+    pub connections: HashMap<Ipv4Addr, u32>,
 }
 
 impl Recorder {
@@ -237,5 +289,23 @@ impl Effects for Recorder {
 
     fn last_seen(&self, _ifindex: u32, _vhid: u8) -> Option<(Instant, Ipv4Addr)> {
         None
+    }
+
+    fn set_forward(
+        &mut self,
+        ifindex: u32,
+        vip: Ipv4Addr,
+        target: Option<ForwardTarget>,
+    ) -> Result<(), EffectError> {
+        self.log.push(Effect::Forward {
+            ifindex,
+            vip,
+            target,
+        });
+        Ok(())
+    }
+
+    fn open_connections(&mut self) -> Result<HashMap<Ipv4Addr, u32>, EffectError> {
+        Ok(self.connections.clone())
     }
 }

@@ -8,7 +8,7 @@ use tracing::{debug, info, warn};
 
 use crate::carp::{self, Advert};
 use crate::config::{GroupConfig, Vip};
-use crate::effects::Effects;
+use crate::effects::{Effects, ForwardTarget};
 use crate::election::{Hook, Reason};
 use crate::garp;
 use crate::group::{self, Command};
@@ -56,6 +56,8 @@ pub struct Counters {
     pub last_owned_at: Option<SystemTime>,
     pub last_own_flip: Option<Duration>,
     pub last_demote_at: Option<SystemTime>,
+    /// Connections to the VIPs left while draining (the last count).
+    pub drain_left: Option<u32>,
 }
 
 impl Counters {
@@ -68,6 +70,7 @@ impl Counters {
             last_owned_at: None,
             last_own_flip: None,
             last_demote_at: None,
+            drain_left: None,
         }
     }
 }
@@ -82,6 +85,9 @@ pub struct Member {
     pub counters: Counters,
     /// VIP addresses vipd created (and removes when it stops).
     pub added: Vec<Vip>,
+    /// The MAC each peer's regular advertisements come from: where a graceful take-over
+    /// forwards the previous master's connections.
+    pub peer_macs: std::collections::HashMap<Ipv4Addr, [u8; 6]>,
 }
 
 impl Member {
@@ -167,6 +173,42 @@ pub async fn execute<E: Effects>(fx: &mut E, m: &mut Member, commands: Vec<Comma
                     }
                 }
             }
+            Command::Forward { to, until } => match m.peer_macs.get(&to).copied() {
+                Some(peer_mac) => {
+                    let target = ForwardTarget {
+                        vhid: m.cfg.vhid,
+                        peer: to,
+                        peer_mac,
+                        own_mac: m.link.mac,
+                        until,
+                    };
+                    write_forwards(fx, m, Some(target));
+                    info!(group = %m.label(), previous_master = %to, mac = %mac_text(peer_mac),
+                        limit_s = until.saturating_duration_since(now).as_secs_f64(),
+                        "forwarding the previous master's connections to it");
+                }
+                None => warn!(group = %m.label(), previous_master = %to,
+                    "no MAC known for the previous master: its connections are not forwarded"),
+            },
+            Command::StopForwarding => {
+                write_forwards(fx, m, None);
+                info!(group = %m.label(), "forwarding stopped");
+            }
+            Command::Drain { until } => {
+                m.counters.drain_left = None;
+                info!(group = %m.label(),
+                    limit_s = until.saturating_duration_since(now).as_secs_f64(),
+                    "draining: waiting for the connections to the VIPs to close");
+            }
+            Command::Drained { limit } => {
+                if limit {
+                    warn!(group = %m.label(), left = ?m.counters.drain_left,
+                        "drain limit reached with connections left");
+                } else {
+                    info!(group = %m.label(), "drained");
+                }
+                m.counters.drain_left = None;
+            }
             Command::Transition { from, to, reason } => {
                 if reason == Reason::MasterDownExpired {
                     // What was last heard of the master: by the daemon, and by the kernel.
@@ -208,6 +250,19 @@ pub async fn execute<E: Effects>(fx: &mut E, m: &mut Member, commands: Vec<Comma
             }
         }
     }
+}
+
+fn write_forwards<E: Effects>(fx: &mut E, m: &Member, target: Option<ForwardTarget>) {
+    for vip in m.vip_addrs() {
+        if let Err(e) = fx.set_forward(m.link.index, vip, target) {
+            warn!(group = %m.label(), %vip, error = %e, "cannot write the forwarding entry");
+        }
+    }
+}
+
+/// `aa:bb:cc:dd:ee:ff`.
+pub fn mac_text(mac: [u8; 6]) -> String {
+    mac.map(|b| format!("{b:02x}")).join(":")
 }
 
 fn write_leases<E: Effects>(fx: &mut E, m: &Member, lease: Option<group::Lease>) {
@@ -295,6 +350,7 @@ pub(crate) mod tests {
             tx: Tx::new(ME, 1000, 7),
             counters: Counters::new(Instant::now()),
             added: Vec::new(),
+            peer_macs: Default::default(),
             cfg,
         }
     }

@@ -20,6 +20,15 @@
 //!   optionally repeated every `garp_refresh` while MASTER; a burst again when another node
 //!   claims the group and loses to us (after our advertisement that makes it step down).
 //! - The down script does not run at shutdown unless asked (ucarp's `-z`).
+//! - Connections survive a graceful hand-off: a node that takes over because the master it
+//!   followed bowed out forwards, for `drain_limit`, the TCP segments for the VIPs that
+//!   belong to no connection of its own to that previous master (its address from the
+//!   advertisement, its MAC from the frame); it stops when it leaves MASTER or at the
+//!   limit. Only the previous master of this group is ever a target, and a node that
+//!   leaves MASTER never forwards, so no segment is forwarded twice.
+//! - A node asked to drain (`vipd demote --drain`, a stop) stays DRAINING until its
+//!   connections to the VIPs have closed (the daemon counts them) or its limit passes;
+//!   taking over again ends it.
 use std::time::{Duration, Instant};
 
 use crate::election::{self, Action, Event, Hook, Params, Reason, State, Timer};
@@ -38,6 +47,9 @@ pub struct Settings {
     pub move_addresses: bool,
     /// The trackers the group depends on.
     pub tracks: Vec<Track>,
+    /// How long a graceful take-over forwards the previous master's connections (zero:
+    /// never).
+    pub drain_limit: Duration,
 }
 
 impl Settings {
@@ -62,6 +74,7 @@ impl Settings {
                     weight: None,
                 }))
                 .collect(),
+            drain_limit: g.drain_limit,
         }
     }
 }
@@ -183,6 +196,27 @@ pub enum Command {
         to: State,
         reason: Reason,
     },
+    /// Forward the TCP segments for the VIPs that belong to no connection of this node to
+    /// the previous master `to`, until `until`.
+    Forward {
+        to: std::net::Ipv4Addr,
+        until: Instant,
+    },
+    /// Forward nothing any more.
+    StopForwarding,
+    /// Count this node's connections to the VIPs and report when none is left
+    /// ([`Group::drained`]); the drain ends at `until` anyway.
+    Drain { until: Instant },
+    /// The drain ended: every connection closed, or (`limit`) the limit passed, or the
+    /// node took the VIPs again.
+    Drained { limit: bool },
+}
+
+/// A graceful take-over's forwarding: to whom, until when.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Forwarding {
+    pub to: std::net::Ipv4Addr,
+    pub until: Instant,
 }
 
 /// Where the node stands with the VIPs.
@@ -206,6 +240,8 @@ struct Timers {
     garp: Option<Instant>,
     garp_refresh: Option<Instant>,
     release: Option<Instant>,
+    forward: Option<Instant>,
+    drain: Option<Instant>,
 }
 
 impl Timers {
@@ -216,6 +252,8 @@ impl Timers {
             self.garp,
             self.garp_refresh,
             self.release,
+            self.forward,
+            self.drain,
         ]
         .into_iter()
         .flatten()
@@ -235,6 +273,10 @@ pub struct Group {
     /// Longest an advertisement left after its due time (how close the node came to a
     /// false failover: the peer's margin is master-down − interval).
     worst_advert_delay: Duration,
+    /// Forwarding the previous master's connections (a graceful take-over).
+    forwarding: Option<Forwarding>,
+    /// Draining until this instant.
+    draining: Option<Instant>,
 }
 
 impl Group {
@@ -247,6 +289,54 @@ impl Group {
             garps_left: 0,
             tracking: Tracking::default(),
             worst_advert_delay: Duration::ZERO,
+            forwarding: None,
+            draining: None,
+        }
+    }
+
+    /// Where and until when this node forwards the previous master's connections.
+    pub fn forwarding(&self) -> Option<Forwarding> {
+        self.forwarding
+    }
+
+    /// Draining until this instant.
+    pub fn draining(&self) -> Option<Instant> {
+        self.draining
+    }
+
+    /// Starts draining at `now` for at most `limit` (`vipd demote --drain`, a stop): the
+    /// daemon counts the connections to the VIPs and reports [`Group::drained`]. A MASTER
+    /// does not drain: its connections are its own.
+    pub fn start_drain(&mut self, limit: Duration, now: Instant) -> Vec<Command> {
+        let mut out = Vec::new();
+        if self.state() == State::Master {
+            return out;
+        }
+        let until = now + limit;
+        self.draining = Some(until);
+        self.timers.drain = Some(until);
+        out.push(Command::Drain { until });
+        out
+    }
+
+    /// The daemon found no connection left to the VIPs: the drain ends.
+    pub fn drained(&mut self) -> Vec<Command> {
+        let mut out = Vec::new();
+        self.end_drain(false, &mut out);
+        out
+    }
+
+    fn end_drain(&mut self, limit: bool, out: &mut Vec<Command>) {
+        self.timers.drain = None;
+        if self.draining.take().is_some() {
+            out.push(Command::Drained { limit });
+        }
+    }
+
+    fn stop_forwarding(&mut self, out: &mut Vec<Command>) {
+        self.timers.forward = None;
+        if self.forwarding.take().is_some() {
+            out.push(Command::StopForwarding);
         }
     }
 
@@ -429,6 +519,12 @@ impl Group {
         if due(self.timers.release) {
             self.release(&mut out);
         }
+        if due(self.timers.forward) {
+            self.stop_forwarding(&mut out);
+        }
+        if due(self.timers.drain) {
+            self.end_drain(true, &mut out);
+        }
         out
     }
 
@@ -473,6 +569,24 @@ impl Group {
                 if self.settings.move_addresses {
                     out.push(Command::AddAddresses);
                 }
+                // Taking the VIPs again ends a drain: the connections are ours again.
+                self.end_drain(false, out);
+                // The master we followed bowed out: its connections go on through us, from
+                // before the first gratuitous ARP turns the clients to us.
+                if let Event::Advert {
+                    src,
+                    advbase,
+                    advskew,
+                    ..
+                } = event
+                    && crate::carp::is_bow_out(advbase, advskew)
+                    && !self.settings.drain_limit.is_zero()
+                {
+                    let until = now + self.settings.drain_limit;
+                    self.forwarding = Some(Forwarding { to: src, until });
+                    self.timers.forward = Some(until);
+                    out.push(Command::Forward { to: src, until });
+                }
                 self.garps_left = self.settings.garp_count;
                 self.send_garp(now, out);
                 self.timers.garp_refresh = self.settings.garp_refresh.map(|r| now + r);
@@ -483,6 +597,8 @@ impl Group {
             }
             Action::BecomeBackup { bowed_out } => {
                 self.stop_garps();
+                // Only a MASTER forwards.
+                self.stop_forwarding(out);
                 if bowed_out && matches!(self.ownership, Ownership::Owned { .. }) {
                     let until = now + self.election.master_down();
                     self.ownership = Ownership::HandingOver { until };
@@ -576,6 +692,7 @@ mod tests {
             shutdown_script: false,
             move_addresses: false,
             tracks: Vec::new(),
+            drain_limit: Duration::from_secs(60),
         }
     }
 
@@ -1071,5 +1188,162 @@ mod tests {
         assert_eq!(g.state(), State::Fault);
         g.track("maint", TrackerUpdate::Value(0), t);
         assert_eq!(g.state(), State::Backup);
+    }
+
+    fn forwards(out: &[Command]) -> Vec<Command> {
+        out.iter()
+            .filter(|c| {
+                matches!(
+                    c,
+                    Command::Forward { .. }
+                        | Command::StopForwarding
+                        | Command::Drain { .. }
+                        | Command::Drained { .. }
+                )
+            })
+            .copied()
+            .collect()
+    }
+
+    /// A BACKUP following 10.0.0.1, started at `t0`.
+    fn follower(n: u8, t0: Instant) -> Group {
+        let mut g = Group::new(params(n, 1, 100), settings());
+        g.step(Event::Start, t0);
+        g.step(advert_from(1, 1, 0), t0 + ms(10));
+        g
+    }
+
+    #[test]
+    fn a_graceful_take_over_forwards_to_the_master_that_bowed_out_until_the_limit() {
+        let t0 = Instant::now();
+        let mut b = follower(2, t0);
+        let at = t0 + ms(30);
+        let out = b.step(advert_from(1, 255, 255), at);
+        let until = at + Duration::from_secs(60);
+        assert_eq!(
+            forwards(&out),
+            [Command::Forward {
+                to: Ipv4Addr::new(10, 0, 0, 1),
+                until
+            }]
+        );
+        let take = out.iter().position(|c| matches!(c, Command::Take(_)));
+        let fwd = out
+            .iter()
+            .position(|c| matches!(c, Command::Forward { .. }));
+        let garp = out.iter().position(|c| *c == Command::Garp);
+        assert!(
+            take < fwd && fwd < garp,
+            "owned, then forwarding, then announced: {out:?}"
+        );
+        assert_eq!(b.forwarding().map(|f| f.until), Some(until));
+        // The limit ends it, whatever else happens.
+        let out = b.tick(until);
+        assert_eq!(forwards(&out), [Command::StopForwarding]);
+        assert_eq!(b.forwarding(), None);
+        assert_eq!(forwards(&b.tick(until + ms(1))), []);
+    }
+
+    #[test]
+    fn only_a_bow_out_makes_a_take_over_forward() {
+        let t0 = Instant::now();
+        // Master-down: the master died or vanished; nothing to forward to.
+        let mut b = follower(2, t0);
+        let out = b.tick(b.next_deadline().unwrap());
+        assert_eq!(b.state(), State::Master);
+        assert_eq!(forwards(&out), []);
+        // A bow-out with forwarding turned off.
+        let mut g = Group::new(
+            params(2, 1, 100),
+            Settings {
+                drain_limit: Duration::ZERO,
+                ..settings()
+            },
+        );
+        g.step(Event::Start, t0);
+        g.step(advert_from(1, 1, 0), t0 + ms(10));
+        let out = g.step(advert_from(1, 255, 255), t0 + ms(20));
+        assert_eq!(g.state(), State::Master);
+        assert_eq!(forwards(&out), []);
+    }
+
+    #[test]
+    fn leaving_master_in_any_way_stops_forwarding_at_once() {
+        let t0 = Instant::now();
+        let events = [
+            Event::Demote,
+            Event::Shutdown,
+            Event::LinkDown,
+            Event::Fault,
+            Event::StepDown,
+            advert_from(1, 0, 0),
+        ];
+        for event in events {
+            let mut b = follower(2, t0);
+            b.step(advert_from(1, 255, 255), t0 + ms(30));
+            assert!(b.forwarding().is_some());
+            let out = b.step(event, t0 + ms(40));
+            assert_ne!(b.state(), State::Master, "{event:?}");
+            assert!(out.contains(&Command::StopForwarding), "{event:?}: {out:?}");
+            assert_eq!(b.forwarding(), None);
+        }
+    }
+
+    #[test]
+    fn back_and_forth_each_master_forwards_only_to_the_one_before_it() {
+        let t0 = Instant::now();
+        let (mut a, t, _) = master(params(1, 1, 0), settings(), t0);
+        let mut b = follower(2, t0);
+        // A hands over to B: B forwards to A, A forwards nothing.
+        let out = a.step(Event::Demote, t + ms(1));
+        assert_eq!(forwards(&out), []);
+        let out = b.step(advert_from(1, 255, 255), t + ms(2));
+        assert!(out.contains(&Command::Forward {
+            to: Ipv4Addr::new(10, 0, 0, 1),
+            until: t + ms(2) + Duration::from_secs(60)
+        }));
+        // A hears B, follows it; then B hands back to A.
+        a.step(Event::Promote, t + ms(3));
+        a.step(advert_from(2, 1, 100), t + ms(4));
+        let out = b.step(Event::Demote, t + ms(5));
+        assert!(out.contains(&Command::StopForwarding), "{out:?}");
+        let out = a.step(advert_from(2, 255, 255), t + ms(6));
+        assert!(out.contains(&Command::Forward {
+            to: Ipv4Addr::new(10, 0, 0, 2),
+            until: t + ms(6) + Duration::from_secs(60)
+        }));
+        assert_eq!(b.forwarding(), None);
+        assert_eq!(
+            a.forwarding().map(|f| f.to),
+            Some(Ipv4Addr::new(10, 0, 0, 2))
+        );
+    }
+
+    #[test]
+    fn a_drain_ends_when_the_connections_closed_or_at_its_limit_or_on_taking_over() {
+        let t0 = Instant::now();
+        let (mut a, t, _) = master(params(1, 1, 0), settings(), t0);
+        assert_eq!(a.start_drain(ms(500), t), [], "a MASTER does not drain");
+        a.step(Event::Demote, t + ms(1));
+        let out = a.start_drain(ms(500), t + ms(2));
+        assert_eq!(out, [Command::Drain { until: t + ms(502) }]);
+        assert_eq!(a.draining(), Some(t + ms(502)));
+        assert_eq!(a.drained(), [Command::Drained { limit: false }]);
+        assert_eq!(a.drained(), []);
+        // At its limit.
+        a.start_drain(ms(500), t + ms(10));
+        assert_eq!(
+            forwards(&a.tick(t + ms(510))),
+            [Command::Drained { limit: true }]
+        );
+        assert_eq!(a.draining(), None);
+        // Taking over again ends it.
+        a.start_drain(ms(5000), t + ms(600));
+        a.step(Event::Promote, t + ms(601));
+        let mut out = Vec::new();
+        while a.state() != State::Master {
+            out = a.tick(a.next_deadline().unwrap());
+        }
+        assert!(out.contains(&Command::Drained { limit: false }), "{out:?}");
     }
 }

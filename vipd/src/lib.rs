@@ -22,4 +22,5 @@ pub mod privileges;
 pub mod reload;
 pub mod rx;
 pub mod scripts;
+pub mod sockdiag;
 pub mod trackers;

@@ -19,7 +19,7 @@ const MAX_REQUEST: usize = 8 * 1024;
 /// Scrapes served at once.
 const MAX_CONNECTIONS: usize = 8;
 
-const STATES: [&str; 4] = ["INIT", "BACKUP", "MASTER", "FAULT"];
+const STATES: [&str; 5] = ["INIT", "BACKUP", "MASTER", "FAULT", "DRAINING"];
 const GROUP: &[&str] = &["interface", "vhid"];
 
 /// The metrics of one status snapshot, in Prometheus' text format.
@@ -264,6 +264,8 @@ mod tests {
                 last_demote_at_unix_us: None,
                 demotion: 0,
                 failing: Vec::new(),
+                draining: None,
+                forwarding: None,
             }],
             xdp: vec![("drop_arp_not_owned".into(), 5)],
             unknown_group: 0,
@@ -283,6 +285,7 @@ mod tests {
                     since_secs: Some(1.0),
                 },
             ],
+            forwarding: Vec::new(),
         }
     }
 
