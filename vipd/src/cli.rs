@@ -209,6 +209,14 @@ pub struct UcarpArgs {
     /// Run scripts that others than root or the script user could change.
     #[arg(long = "no-script-security")]
     pub no_script_security: bool,
+    /// After a graceful take-over, forward the previous master's connections to it this
+    /// many seconds (default 60; 0: never); also `vipd demote --drain`'s default limit.
+    #[arg(long = "drain-limit", value_name = "SECS")]
+    pub drain_limit: Option<f64>,
+    /// At a stop (SIGTERM), wait at most this many seconds for the connections to the
+    /// VIPs to close before exiting (default 30; 0: exit once handed over).
+    #[arg(long = "drain-on-stop", value_name = "SECS")]
+    pub drain_on_stop: Option<f64>,
 }
 
 /// The command line's definition, as clap builds it.

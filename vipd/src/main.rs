@@ -37,6 +37,8 @@ fn ucarp_config(args: UcarpArgs) -> Result<Config, ConfigError> {
         ignore_ifstate: args.ignoreifstate,
         script_user: args.script_user,
         script_security: Some(!args.no_script_security),
+        drain_limit_ms: args.drain_limit.map(secs_to_ms),
+        drain_on_stop_ms: args.drain_on_stop.map(secs_to_ms),
         ..RawGroup::default()
     };
     let mut config = Config::from_raw(vec![raw], |_| String::from("--"))?;
@@ -49,6 +51,12 @@ fn ucarp_config(args: UcarpArgs) -> Result<Config, ConfigError> {
         );
     }
     Ok(config)
+}
+
+/// Seconds from the command line as milliseconds (negative: 0; the configuration's
+/// checks bound the rest).
+fn secs_to_ms(secs: f64) -> u64 {
+    (secs.max(0.0) * 1000.0).round() as u64
 }
 
 /// Where the log goes.
