@@ -322,3 +322,87 @@ fn a_dead_old_master_loses_its_connections_and_nothing_loops() {
     assert!(reports.iter().all(|r| r.nodes == ["n1"]));
     assert_eq!(lab.state(1, 1), "MASTER");
 }
+
+/// The forwarding decision of the XDP program on hand-built frames (BPF_PROG_TEST_RUN).
+#[test]
+fn the_program_forwards_only_what_no_socket_owns_to_the_previous_master_while_master() {
+    use vipd::dataplane::{Dataplane, monotonic_ns};
+    use vipd_common::{DrainTarget, VipOwner};
+    use vipd_tests::{frames, in_netns};
+    const XDP_PASS: u32 = 2;
+    const XDP_REDIRECT: u32 = 4;
+    let lab = Lab::new("drainprog", 1).unwrap();
+    let pin = lab.pin_dir(0);
+    in_netns(&lab.nodes[0].ns, move || {
+        let mut dp = Dataplane::load(&pin, &[]).expect("load eBPF");
+        let ifindex = vipd::dataplane::ifindex("eth0").unwrap();
+        let run = |dp: &Dataplane, frame: &[u8]| dp.test_run_xdp(frame, ifindex, 1).unwrap().0;
+        let count = |dp: &Dataplane, name: &str| {
+            dp.drain_counters()
+                .unwrap()
+                .into_iter()
+                .find(|(n, _)| *n == name)
+                .unwrap()
+                .1
+        };
+        let syn = frames::tcp_syn(VIP);
+        let mut ack = syn.clone();
+        ack[14 + 20 + 13] = 0x10;
+        // No drain: nothing looked up, nothing counted.
+        assert_eq!(run(&dp, &ack), XDP_PASS);
+        let total =
+            |dp: &Dataplane| -> u64 { dp.drain_counters().unwrap().iter().map(|c| c.1).sum() };
+        assert_eq!(total(&dp), 0);
+        let now = monotonic_ns();
+        let s10 = 10_000_000_000;
+        let owned = VipOwner {
+            renewed_ns: now,
+            firm_until_ns: now + s10,
+            grace_until_ns: now + s10,
+            vhid: 1,
+            _pad: 0,
+        };
+        dp.set_owner(ifindex, VIP, owned).unwrap();
+        let target = DrainTarget {
+            until_ns: now + s10,
+            peer_mac: [2, 0, 0, 0, 0, 0x0a],
+            own_mac: [2, 0, 0, 0, 0, 0x0b],
+            peer_addr: u32::from_ne_bytes([10, 0, 0, 1]),
+            vhid: 1,
+            _pad: 0,
+        };
+        dp.set_forward(ifindex, VIP, Some(target)).unwrap();
+        // A segment of no connection here: to the previous master.
+        assert_eq!(run(&dp, &ack), XDP_REDIRECT);
+        assert_eq!(count(&dp, "forwarded"), 1);
+        // A listener is no connection: still forwarded (no syncookie of its own).
+        let _listener = std::net::TcpListener::bind(("0.0.0.0", 80)).unwrap();
+        assert_eq!(run(&dp, &ack), XDP_REDIRECT);
+        assert_eq!(count(&dp, "forwarded"), 2);
+        // A SYN stays: new connections land here.
+        assert_eq!(run(&dp, &syn), XDP_PASS);
+        assert_eq!(count(&dp, "syn"), 1);
+        // Whatever the previous master sends is served here, never sent back.
+        let mut from_peer = ack.clone();
+        from_peer[6..12].copy_from_slice(&target.peer_mac);
+        assert_eq!(run(&dp, &from_peer), XDP_PASS);
+        assert_eq!(count(&dp, "from_previous_master"), 1);
+        // Not MASTER (the lease is over), or past the deadline: nothing forwarded.
+        dp.set_owner(ifindex, VIP, VipOwner::NOT_OWNED).unwrap();
+        assert_eq!(run(&dp, &ack), XDP_PASS);
+        dp.set_owner(ifindex, VIP, owned).unwrap();
+        let past = DrainTarget {
+            until_ns: now - 1,
+            ..target
+        };
+        dp.set_forward(ifindex, VIP, Some(past)).unwrap();
+        assert_eq!(run(&dp, &ack), XDP_PASS);
+        assert_eq!(count(&dp, "inactive"), 2);
+        // Another VIP is not touched; stopping removes the entry.
+        assert_eq!(run(&dp, &frames::tcp_syn(vipd_tests::VIP2)), XDP_PASS);
+        dp.set_forward(ifindex, VIP, None).unwrap();
+        assert_eq!(run(&dp, &ack), XDP_PASS);
+        assert_eq!(count(&dp, "forwarded"), 2);
+        assert!(dp.forwards().is_empty());
+    });
+}

@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 
+mod drain;
 mod goals;
 mod plot;
 mod report;
@@ -40,16 +41,19 @@ pub enum Scenario {
     Scale,
     /// The tracked service killed on the master: vipd's trackers beside keepalived's.
     Tracker,
+    /// Established TCP connections and a bulk stream across a graceful hand-off.
+    Drain,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 7] = [
         Scenario::Outages,
         Scenario::Floods,
         Scenario::Xdp,
         Scenario::Throughput,
         Scenario::Scale,
         Scenario::Tracker,
+        Scenario::Drain,
     ];
 
     /// How `--only` spells it.
@@ -61,6 +65,7 @@ impl Scenario {
             Scenario::Throughput => "throughput",
             Scenario::Scale => "scale",
             Scenario::Tracker => "tracker",
+            Scenario::Drain => "drain",
         }
     }
 }
@@ -88,6 +93,7 @@ pub struct Results {
     pub scale_secs: u64,
     pub scales: Option<Vec<Scale>>,
     pub trackers: Option<Vec<TrackerRow>>,
+    pub drain: Option<Vec<drain::DrainRow>>,
 }
 
 impl Results {
@@ -102,6 +108,7 @@ impl Results {
                 Scenario::Throughput => self.throughput.is_some(),
                 Scenario::Scale => self.scales.is_some(),
                 Scenario::Tracker => self.trackers.is_some(),
+                Scenario::Drain => self.drain.is_some(),
             })
             .collect()
     }
@@ -150,6 +157,7 @@ pub fn run(root: &Path, vipd: &Path, quick: bool, only: &[Scenario]) -> Result<(
     let scale_secs = if quick { 15 } else { 60 };
     let scales = runs(Scenario::Scale).then(|| scenarios::scales(scale_secs, &clock));
     let trackers = runs(Scenario::Tracker).then(|| service::trackers(reps, &clock));
+    let drain = runs(Scenario::Drain).then(|| drain::drains(reps.min(3), &clock));
 
     let results = Results {
         quick,
@@ -163,6 +171,7 @@ pub fn run(root: &Path, vipd: &Path, quick: bool, only: &[Scenario]) -> Result<(
         scale_secs,
         scales,
         trackers,
+        drain,
     };
     let report = report::render(&results);
     std::fs::write(out_dir.join("report.md"), &report)?;

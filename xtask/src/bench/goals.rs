@@ -65,6 +65,10 @@ pub enum Metric {
     /// keepalived's best median time from the service's kill to a connection the peer
     /// served, over vipd's best.
     TrackerAhead,
+    /// Most connections vipd's graceful hand-off reset in any run.
+    DrainResets,
+    /// vipd's longest stall of a connection across a graceful hand-off, ms.
+    DrainStall,
 }
 
 impl Metric {
@@ -79,6 +83,7 @@ impl Metric {
             Metric::ThroughputDefault => Scenario::Throughput,
             Metric::ScaleCpu | Metric::ScaleRss => Scenario::Scale,
             Metric::TrackerVipd | Metric::TrackerAhead => Scenario::Tracker,
+            Metric::DrainResets | Metric::DrainStall => Scenario::Drain,
         }
     }
 }
@@ -197,6 +202,27 @@ pub fn goals() -> Vec<Goal> {
             1.0,
             "×",
             1,
+        ),
+        goal(
+            Metric::DrainResets,
+            &format!(
+                "Connections reset by a graceful hand-off ({} connections, a line every {} ms, \
+                 and a bulk stream)",
+                super::drain::CONNECTIONS,
+                super::drain::EVERY.as_millis()
+            ),
+            Cmp::AtMost,
+            0.0,
+            "connections",
+            0,
+        ),
+        goal(
+            Metric::DrainStall,
+            "Longest stall of a connection across a graceful hand-off",
+            Cmp::AtMost,
+            50.0,
+            "ms",
+            0,
         ),
     ]
 }
@@ -472,6 +498,39 @@ fn measure(metric: Metric, r: &Results) -> Option<Measured> {
                 _ => f64::NAN,
             };
             fact(value, facts)
+        }
+        Metric::DrainResets | Metric::DrainStall => {
+            let row = r.drain.as_ref()?.iter().find(|row| row.sys == Sys::Vipd)?;
+            // A run in which no connection survived has no stall: it counts as missed.
+            let values: Vec<f64> = match metric {
+                Metric::DrainResets => row.resets.clone(),
+                _ => row
+                    .stall_ms
+                    .iter()
+                    .map(|v| if v.is_nan() { f64::INFINITY } else { *v })
+                    .collect(),
+            };
+            if values.is_empty() {
+                return None;
+            }
+            let (ok, tried) = row
+                .opened
+                .iter()
+                .fold((0, 0), |(a, b), (o, t)| (a + o, b + t));
+            let mut facts = vec![format!("max over {}", plural(values.len(), "run"))];
+            facts.push(format!(
+                "{ok} of {tried} connections opened during the hand-off answered"
+            ));
+            Some(Measured {
+                value: max(&values),
+                facts,
+                failed: (ok < tried).then(|| {
+                    format!(
+                        "{} connections opened during the hand-off failed",
+                        tried - ok
+                    )
+                }),
+            })
         }
     }
 }

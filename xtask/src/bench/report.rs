@@ -62,6 +62,9 @@ pub fn render(r: &Results) -> String {
     if let Some(rows) = &r.trackers {
         service_killed(&mut s, rows, r.reps);
     }
+    if let Some(rows) = &r.drain {
+        super::drain::section(&mut s, rows);
+    }
     goals(&mut s, &judge(r));
     s
 }
@@ -740,6 +743,16 @@ mod tests {
                 }),
             }]),
             trackers: Some(tracker_rows()),
+            drain: Some(vec![crate::bench::drain::DrainRow {
+                sys: Sys::Vipd,
+                resets: vec![0.0, 0.0],
+                stall_ms: vec![12.0, 30.0],
+                bulk_min_mbps: vec![900.0, 800.0],
+                bulk_median_mbps: vec![2000.0, 2100.0],
+                opened: vec![(50, 50), (50, 50)],
+                errors: vec![],
+                first_reset: None,
+            }]),
         }
     }
 
@@ -985,6 +998,7 @@ mod tests {
         let mut r = results(None, None);
         (r.outages, r.floods, r.throughput, r.scales) = (None, None, None, None);
         r.trackers = None;
+        r.drain = None;
         assert!(!r.complete());
         let text = render(&r);
         assert!(text.contains("This run measured only: xdp (`--only`)."));
