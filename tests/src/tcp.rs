@@ -74,32 +74,46 @@ impl Drop for EchoServer {
 }
 
 /// Answers every line with `name line`; bulk data (a line that never ends) is read and
-/// dropped.
-fn echo(stream: TcpStream, name: &str) {
+/// dropped, never kept.
+fn echo(mut stream: TcpStream, name: &str) {
+    /// Longer lines are bulk data, not answered.
+    const MAX_LINE: usize = 1024;
     let Ok(mut out) = stream.try_clone() else {
         return;
     };
-    let mut r = BufReader::with_capacity(64 * 1024, stream);
-    let mut line = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut line = Vec::with_capacity(MAX_LINE);
+    let mut bulk = false;
     loop {
-        line.clear();
-        match r.read_until(b'\n', &mut line) {
+        let n = match stream.read(&mut buf) {
             Ok(0) | Err(_) => {
                 // Closed as a service closes it (the server keeps a handle for its stop).
                 let _ = out.shutdown(Shutdown::Both);
                 return;
             }
-            Ok(_) => {}
-        }
-        if line.last() != Some(&b'\n') {
-            continue;
-        }
-        let mut reply = Vec::with_capacity(line.len() + name.len() + 1);
-        reply.extend_from_slice(name.as_bytes());
-        reply.push(b' ');
-        reply.extend_from_slice(&line);
-        if out.write_all(&reply).is_err() {
-            return;
+            Ok(n) => n,
+        };
+        for chunk in buf[..n].split_inclusive(|b| *b == b'\n') {
+            if line.len() + chunk.len() > MAX_LINE {
+                bulk = true;
+                line.clear();
+            } else if !bulk {
+                line.extend_from_slice(chunk);
+            }
+            if chunk.last() != Some(&b'\n') {
+                continue;
+            }
+            if !bulk {
+                let mut reply = Vec::with_capacity(line.len() + name.len() + 1);
+                reply.extend_from_slice(name.as_bytes());
+                reply.push(b' ');
+                reply.extend_from_slice(&line);
+                if out.write_all(&reply).is_err() {
+                    return;
+                }
+            }
+            line.clear();
+            bulk = false;
         }
     }
 }

@@ -223,8 +223,22 @@ fn a_stop_drains_then_exits() {
 }
 
 #[test]
-fn back_and_forth_forwards_each_connection_once_to_its_own_node() {
-    let (lab, _servers) = lab("drainbaf", 2, "auto");
+fn back_and_forth_forwards_each_connection_once_to_its_own_node_tc() {
+    back_and_forth(MODES[0]);
+}
+
+#[test]
+fn back_and_forth_forwards_each_connection_once_to_its_own_node_xdp_generic() {
+    back_and_forth(MODES[1]);
+}
+
+#[test]
+fn back_and_forth_forwards_each_connection_once_to_its_own_node_xdp_native() {
+    back_and_forth(MODES[2]);
+}
+
+fn back_and_forth(mode: &str) {
+    let (lab, _servers) = lab("drainbaf", 2, mode);
     let on_a = Chatter::start(&lab.client, VIP, 10, EVERY).unwrap();
     std::thread::sleep(SEC / 2);
     // A to B: A's connections go on through B.
@@ -321,6 +335,39 @@ fn a_dead_old_master_loses_its_connections_and_nothing_loops() {
     let reports = chat.finish();
     assert!(reports.iter().all(|r| r.nodes == ["n1"]));
     assert_eq!(lab.state(1, 1), "MASTER");
+}
+
+#[test]
+fn a_split_brain_never_bounces_a_frame() {
+    let (lab, _servers) = lab("drainsplit", 2, "auto");
+    let on_a = Chatter::start(&lab.client, VIP, 10, EVERY).unwrap();
+    std::thread::sleep(SEC / 2);
+    // A hands over to B, which forwards A's connections to A; A may take part again.
+    lab.vipd_ctl(0, &["demote", "1"]).unwrap();
+    assert!(lab.wait_state(1, 1, "MASTER", 3 * SEC), "{}", logs(&lab));
+    lab.vipd_ctl(0, &["promote", "1"]).unwrap();
+    std::thread::sleep(SEC / 2);
+    // Split: neither hears the other. A's master-down expires and it takes over too
+    // (no bow-out: it forwards nothing), announcing itself to the client.
+    lab.block_multicast_to(0, true).unwrap();
+    lab.block_multicast_to(1, true).unwrap();
+    assert!(lab.wait_state(0, 1, "MASTER", 5 * SEC), "{}", logs(&lab));
+    assert_eq!(lab.state(1, 1), "MASTER");
+    assert!(group(&lab, 0)["forwarding"].is_null());
+    assert_eq!(group(&lab, 1)["forwarding"]["to"], "10.0.0.1");
+    std::thread::sleep(SEC);
+    assert_eq!(who_answers(&lab.client, VIP).unwrap(), "n1");
+    // Healed: B hears the better A and steps down, which ends its forwarding.
+    lab.block_multicast_to(0, false).unwrap();
+    lab.block_multicast_to(1, false).unwrap();
+    assert!(lab.wait_state(1, 1, "BACKUP", 5 * SEC), "{}", logs(&lab));
+    assert!(group(&lab, 1)["forwarding"].is_null());
+    std::thread::sleep(SEC / 2);
+    all_served_by(&on_a.finish(), "n1", &logs(&lab));
+    // A never forwarded, and no frame came back to B from A, its previous master.
+    assert_eq!(counter(&lab, 0, "forwarded"), 0);
+    assert_eq!(counter(&lab, 0, "from_previous_master"), 0);
+    assert_eq!(counter(&lab, 1, "from_previous_master"), 0);
 }
 
 /// The forwarding decision of the XDP program on hand-built frames (BPF_PROG_TEST_RUN).

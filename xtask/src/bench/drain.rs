@@ -41,7 +41,7 @@ pub struct DrainRow {
     /// The bulk stream's lowest throughput over a 100 ms window from the hand-off to the
     /// end, per run, Mbit/s (0 when the stream broke).
     pub bulk_min_mbps: Vec<f64>,
-    /// The bulk stream's median throughput over the run's windows, Mbit/s.
+    /// The bulk stream's median throughput over 100 ms windows before the hand-off, Mbit/s.
     pub bulk_median_mbps: Vec<f64>,
     /// Connections opened during the hand-off: (succeeded, attempted), per run.
     pub opened: Vec<(usize, usize)>,
@@ -143,7 +143,17 @@ fn run(sys: Sys) -> Result<Run> {
     if !handed {
         bail!("node 2 never became MASTER");
     }
-    let resets = reports.iter().filter(|r| r.reset()).count() + usize::from(bulk_error.is_some());
+    let mbps: Vec<f64> = samples
+        .iter()
+        .map(|b| *b as f64 * 8.0 / WINDOW.as_secs_f64() / 1e6)
+        .collect();
+    // The bulk stream is broken when it failed, or when it sent nothing in its last second
+    // (a stream whose peer vanished stalls instead of failing).
+    let last_second = (1.0 / WINDOW.as_secs_f64()) as usize;
+    let stalled =
+        mbps.len() >= last_second && mbps.iter().rev().take(last_second).all(|m| *m == 0.0);
+    let bulk_broken = bulk_error.is_some() || stalled;
+    let resets = reports.iter().filter(|r| r.reset()).count() + usize::from(bulk_broken);
     // NaN when no connection survived.
     let stall_ms = reports
         .iter()
@@ -160,15 +170,13 @@ fn run(sys: Sys) -> Result<Run> {
                 r.answered
             )
         })
-        .or(bulk_error.clone().map(|e| format!("bulk: {e}")));
-    let mbps: Vec<f64> = samples
-        .iter()
-        .map(|b| *b as f64 * 8.0 / WINDOW.as_secs_f64() / 1e6)
-        .collect();
-    // The windows from the hand-off on (the stream started BEFORE earlier).
+        .or(bulk_error.clone().map(|e| format!("bulk: {e}")))
+        .or(stalled.then(|| "bulk: nothing sent in its last second".to_owned()));
+    // The windows before the hand-off, and from it on (the stream started BEFORE earlier).
     let skip = (BEFORE.as_secs_f64() / WINDOW.as_secs_f64()) as usize;
+    let before: Vec<f64> = mbps.iter().take(skip).copied().collect();
     let after: Vec<f64> = mbps.iter().skip(skip).copied().collect();
-    let bulk_min_mbps = if bulk_error.is_some() || after.is_empty() {
+    let bulk_min_mbps = if bulk_broken || after.is_empty() {
         0.0
     } else {
         min(&after)
@@ -177,7 +185,11 @@ fn run(sys: Sys) -> Result<Run> {
         resets,
         stall_ms,
         bulk_min_mbps,
-        bulk_median_mbps: if mbps.is_empty() { 0.0 } else { median(&mbps) },
+        bulk_median_mbps: if before.is_empty() {
+            0.0
+        } else {
+            median(&before)
+        },
         opened,
         first_reset,
     })
@@ -198,10 +210,11 @@ pub fn section(s: &mut String, rows: &[DrainRow]) {
          it can; {} s later the master hands over ({}; {}; {}), adverts 1 s. From then on the \
          client opens a new connection every {} ms for {} s (each must be answered), and all \
          talk {} s in all from the hand-off. Resets: connections that broke (reset, or no \
-         answer within 5 s), of the {CONNECTIONS} and the bulk stream. Longest stall: the \
+         answer within 5 s), of the {CONNECTIONS} and the bulk stream (broken when it \
+         failed or sent nothing in its last second). Longest stall: the \
          longest time between two answers on a connection that survived, the {} ms spacing \
          included. Bulk: its lowest 100 ms window from the hand-off on (0 when it broke), \
-         beside its median. Median / max over the runs (min for throughput).\n",
+         beside its median before the hand-off. Median / max over the runs (min for throughput).\n",
         EVERY.as_millis(),
         BEFORE.as_secs(),
         Sys::Vipd.trigger(Failure::Graceful),
@@ -214,7 +227,7 @@ pub fn section(s: &mut String, rows: &[DrainRow]) {
     );
     let _ = writeln!(
         s,
-        "| system | connections reset | longest stall, ms | bulk lowest 100 ms, Mbit/s | bulk median, Mbit/s | new connections during the hand-off | runs |\n|---|---|---|---|---|---|---|"
+        "| system | connections reset | longest stall, ms | bulk lowest 100 ms, Mbit/s | bulk median before, Mbit/s | new connections during the hand-off | runs |\n|---|---|---|---|---|---|---|"
     );
     for row in rows {
         let cell = |v: &[f64], d: usize| {
