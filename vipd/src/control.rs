@@ -636,6 +636,26 @@ pub fn render(status: &Status) -> String {
                 }
             );
         }
+        if let Some(d) = &g.draining {
+            let left = d
+                .connections
+                .map_or_else(|| "not counted yet".to_owned(), |n| n.to_string());
+            let _ = writeln!(
+                s,
+                "{:17}draining: connections left {left}, {:.1}s to the limit",
+                "", d.remaining_secs
+            );
+        }
+        if let Some(f) = &g.forwarding {
+            let _ = writeln!(
+                s,
+                "{:17}forwarding connections it has no socket for to {} ({}), {:.1}s left",
+                "",
+                f.to,
+                f.mac.as_deref().unwrap_or("MAC unknown"),
+                f.remaining_secs
+            );
+        }
         let mut history = Vec::new();
         if let Some(at) = g.last_owned_at_unix_us {
             history.push(format!("took the VIPs {} ago", ago(at, now)));
@@ -658,6 +678,19 @@ pub fn render(status: &Status) -> String {
             s,
             "advertisements for no configured group: {}",
             status.unknown_group
+        );
+    }
+    let forwarding: Vec<String> = status
+        .forwarding
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(r, n)| format!("{r}={n}"))
+        .collect();
+    if !forwarding.is_empty() {
+        let _ = writeln!(
+            s,
+            "TCP segments for VIPs being forwarded: {}",
+            forwarding.join(" ")
         );
     }
     let c = &status.control;
@@ -1145,5 +1178,40 @@ mod tests {
         );
         assert_eq!(ago(1_000_000, 3_500_000), "2.5s");
         assert_eq!(ago(5, 1), "0.0s");
+    }
+
+    #[test]
+    fn render_shows_draining_forwarding_and_forwarded_segments() {
+        let mut s = status();
+        let text = render(&s);
+        assert!(
+            !text.contains("draining") && !text.contains("forward"),
+            "{text}"
+        );
+        s.groups[0].state = "DRAINING".into();
+        s.groups[0].draining = Some(DrainStatus {
+            connections: Some(3),
+            remaining_secs: 41.5,
+        });
+        s.groups[0].forwarding = Some(ForwardStatus {
+            to: "10.0.0.1".into(),
+            mac: Some("02:00:00:00:00:01".into()),
+            remaining_secs: 12.0,
+        });
+        s.forwarding = vec![("forwarded".into(), 17), ("syn".into(), 0)];
+        let text = render(&s);
+        assert!(text.contains("DRAINING"), "{text}");
+        assert!(
+            text.contains("draining: connections left 3, 41.5s to the limit"),
+            "{text}"
+        );
+        assert!(
+            text.contains("to 10.0.0.1 (02:00:00:00:00:01), 12.0s left"),
+            "{text}"
+        );
+        assert!(
+            text.contains("TCP segments for VIPs being forwarded: forwarded=17\n"),
+            "{text}"
+        );
     }
 }

@@ -87,6 +87,7 @@ const APT_PACKAGES: &[&str] = &[
     "ucarp",
     "keepalived",
     "iperf3",
+    "ethtool",
     "curl",
     "prometheus",
     "ifupdown",
