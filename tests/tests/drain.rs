@@ -55,7 +55,7 @@ fn status(lab: &Lab, i: usize) -> serde_json::Value {
     serde_json::from_str(&text).expect("status JSON")
 }
 
-/// Node `i`'s forwarding counter `name` (`forwarded`, `from_previous_master`, ...).
+/// Node `i`'s forwarding counter `name` (`forwarded`, `from_peer`, ...).
 fn counter(lab: &Lab, i: usize, name: &str) -> u64 {
     status(lab, i)["forwarding"]
         .as_array()
@@ -108,7 +108,7 @@ fn demote_keeps_connections(mode: &str) {
     let reports = chat.finish();
     all_served_by(&reports, "n1", &logs(&lab));
     assert!(counter(&lab, 1, "forwarded") > 0, "{}", status(&lab, 1));
-    assert_eq!(counter(&lab, 1, "from_previous_master"), 0);
+    assert_eq!(counter(&lab, 1, "from_peer"), 0);
     assert_eq!(
         counter(&lab, 0, "forwarded"),
         0,
@@ -257,20 +257,22 @@ fn back_and_forth(mode: &str) {
     all_served_by(&on_a.finish(), "n1", &logs(&lab));
     all_served_by(&on_b.finish(), "n2", &logs(&lab));
     assert!(forwarded_b > 0, "B forwarded A's connections while MASTER");
+    // B's tail after its own hand-over (master-down at most) ends, and with it B's
+    // forwarding.
+    assert!(
+        Lab::wait_for(3 * SEC, || group(&lab, 1)["forwarding"].is_null()),
+        "{}",
+        group(&lab, 1)
+    );
     assert!(
         counter(&lab, 0, "forwarded") > 0,
         "A forwards B's connections"
     );
-    // No frame went back where it came from: neither node got one from its previous
-    // master while forwarding to it.
-    assert_eq!(counter(&lab, 0, "from_previous_master"), 0);
-    assert_eq!(counter(&lab, 1, "from_previous_master"), 0);
-    assert_eq!(
-        counter(&lab, 1, "forwarded"),
-        forwarded_b,
-        "B stopped forwarding"
-    );
-    assert!(group(&lab, 1)["forwarding"].is_null());
+    // No frame went back where it came from: during its tail B got B's connections'
+    // segments forwarded by A, and served them instead of sending them back (B
+    // forwarded nothing more once the clients followed A).
+    assert!(counter(&lab, 1, "from_peer") > 0);
+    assert_eq!(counter(&lab, 1, "forwarded"), forwarded_b);
     assert_eq!(group(&lab, 0)["forwarding"]["to"], "10.0.0.2");
 }
 
@@ -287,12 +289,7 @@ fn a_third_node_never_forwards_and_connections_survive() {
     all_served_by(&chat.finish(), "n1", &logs(&lab));
     assert!(group(&lab, 2)["forwarding"].is_null());
     for i in 0..3 {
-        assert_eq!(
-            counter(&lab, i, "from_previous_master"),
-            0,
-            "node {}",
-            i + 1
-        );
+        assert_eq!(counter(&lab, i, "from_peer"), 0, "node {}", i + 1);
     }
     assert_eq!(counter(&lab, 0, "forwarded"), 0);
 }
@@ -329,7 +326,7 @@ fn a_dead_old_master_loses_its_connections_and_nothing_loops() {
     // Only the clients' retransmissions (backing off) are forwarded, each once: a loop
     // would forward without end.
     assert!(after - before < 300, "{before} -> {after}");
-    assert_eq!(counter(&lab, 1, "from_previous_master"), 0);
+    assert_eq!(counter(&lab, 1, "from_peer"), 0);
     // The new master serves new connections; the dead node's connections time out.
     assert_eq!(who_answers(&lab.client, VIP).unwrap(), "n2");
     let reports = chat.finish();
@@ -366,8 +363,8 @@ fn a_split_brain_never_bounces_a_frame() {
     all_served_by(&on_a.finish(), "n1", &logs(&lab));
     // A never forwarded, and no frame came back to B from A, its previous master.
     assert_eq!(counter(&lab, 0, "forwarded"), 0);
-    assert_eq!(counter(&lab, 0, "from_previous_master"), 0);
-    assert_eq!(counter(&lab, 1, "from_previous_master"), 0);
+    assert_eq!(counter(&lab, 0, "from_peer"), 0);
+    assert_eq!(counter(&lab, 1, "from_peer"), 0);
 }
 
 /// The forwarding decision of the XDP program on hand-built frames (BPF_PROG_TEST_RUN).
@@ -416,7 +413,7 @@ fn the_program_forwards_only_what_no_socket_owns_to_the_previous_master_while_ma
             own_mac: [2, 0, 0, 0, 0, 0x0b],
             peer_addr: u32::from_ne_bytes([10, 0, 0, 1]),
             vhid: 1,
-            _pad: 0,
+            flags: 0,
         };
         dp.set_forward(ifindex, VIP, Some(target)).unwrap();
         // A segment of no connection here: to the previous master.
@@ -433,10 +430,26 @@ fn the_program_forwards_only_what_no_socket_owns_to_the_previous_master_while_ma
         let mut from_peer = ack.clone();
         from_peer[6..12].copy_from_slice(&target.peer_mac);
         assert_eq!(run(&dp, &from_peer), XDP_PASS);
-        assert_eq!(count(&dp, "from_previous_master"), 1);
-        // Not MASTER (the lease is over), or past the deadline: nothing forwarded.
+        assert_eq!(count(&dp, "from_peer"), 1);
+        // Nor anything another CARP peer sends (a frame it forwarded here, say).
+        let other_peer = [2, 0, 0, 0, 0, 0x0c];
+        dp.add_peer_mac(ifindex, other_peer).unwrap();
+        let mut from_other = ack.clone();
+        from_other[6..12].copy_from_slice(&other_peer);
+        assert_eq!(run(&dp, &from_other), XDP_PASS);
+        assert_eq!(count(&dp, "from_peer"), 2);
+        // Not MASTER (the lease is over): nothing forwarded, unless this node has just
+        // handed the VIP over (a tail); past the deadline: nothing either.
         dp.set_owner(ifindex, VIP, VipOwner::NOT_OWNED).unwrap();
         assert_eq!(run(&dp, &ack), XDP_PASS);
+        let tail = DrainTarget {
+            flags: vipd_common::DRAIN_TAIL,
+            ..target
+        };
+        dp.set_forward(ifindex, VIP, Some(tail)).unwrap();
+        assert_eq!(run(&dp, &ack), XDP_REDIRECT);
+        assert_eq!(count(&dp, "forwarded"), 3);
+        dp.set_forward(ifindex, VIP, Some(target)).unwrap();
         dp.set_owner(ifindex, VIP, owned).unwrap();
         let past = DrainTarget {
             until_ns: now - 1,
@@ -449,7 +462,7 @@ fn the_program_forwards_only_what_no_socket_owns_to_the_previous_master_while_ma
         assert_eq!(run(&dp, &frames::tcp_syn(vipd_tests::VIP2)), XDP_PASS);
         dp.set_forward(ifindex, VIP, None).unwrap();
         assert_eq!(run(&dp, &ack), XDP_PASS);
-        assert_eq!(count(&dp, "forwarded"), 2);
+        assert_eq!(count(&dp, "forwarded"), 3);
         assert!(dp.forwards().is_empty());
     });
 }

@@ -58,6 +58,28 @@ pub const MAP_DRAIN_ACTIVE: &str = "DRAIN_ACTIVE";
 pub const MAP_DRAIN_STATS: &str = "DRAIN_STATS";
 /// Maximum number of entries in `DRAIN`.
 pub const MAX_DRAINS: u32 = 4096;
+/// `PEER_MACS`: hash map [`PeerMacKey`] → `u32` (unused, 1). The MAC of every CARP peer whose
+/// advertisement the daemon accepted on an interface. A TCP segment from one of them is
+/// never forwarded: whatever a vipd node forwarded is served where it lands, so no segment
+/// is forwarded twice, whatever the nodes' entries say.
+pub const MAP_PEER_MACS: &str = "PEER_MACS";
+/// Maximum number of entries in `PEER_MACS`.
+pub const MAX_PEER_MACS: u32 = 1024;
+
+/// Key of `PEER_MACS`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerMacKey {
+    pub ifindex: u32,
+    pub mac: [u8; 6],
+    pub _pad: [u8; 2],
+}
+
+/// [`DrainTarget::flags`]: forward even though this node does not own the VIP. Set on a
+/// node that just handed the VIP over gracefully, for a short tail: clients still send
+/// to it until they have processed the new master's gratuitous ARP, and what belongs to
+/// the previous master must not be reset in between.
+pub const DRAIN_TAIL: u32 = 1;
 
 /// What became of a TCP segment for a VIP with a `DRAIN` entry. Each value indexes one
 /// slot of `DRAIN_STATS`.
@@ -70,8 +92,9 @@ pub enum DrainStat {
     Local = 1,
     /// A SYN: new connections land on this node.
     Syn = 2,
-    /// Sent by the previous master itself: never sent back (no loop), served here.
-    FromPrevious = 3,
+    /// Sent by a CARP peer (the previous master among them): never forwarded (no loop, never
+    /// twice), served here.
+    FromPeer = 3,
     /// The entry is past its deadline or this node does not own the VIP now: served here.
     Inactive = 4,
     /// The frame could not be rewritten or transmitted: served here.
@@ -87,7 +110,7 @@ impl DrainStat {
         DrainStat::Forwarded,
         DrainStat::Local,
         DrainStat::Syn,
-        DrainStat::FromPrevious,
+        DrainStat::FromPeer,
         DrainStat::Inactive,
         DrainStat::Failed,
     ];
@@ -98,7 +121,7 @@ impl DrainStat {
             DrainStat::Forwarded => "forwarded",
             DrainStat::Local => "local_socket",
             DrainStat::Syn => "syn",
-            DrainStat::FromPrevious => "from_previous_master",
+            DrainStat::FromPeer => "from_peer",
             DrainStat::Inactive => "inactive",
             DrainStat::Failed => "failed",
         }
@@ -121,7 +144,8 @@ pub struct DrainTarget {
     pub peer_addr: u32,
     /// The CARP group the VIP belongs to.
     pub vhid: u32,
-    pub _pad: u32,
+    /// [`DRAIN_TAIL`] or 0.
+    pub flags: u32,
 }
 
 /// Maximum number of entries in `VIP_OWNER`.
@@ -353,6 +377,7 @@ mod pod {
     unsafe impl aya::Pod for super::AdvertEvent {}
     unsafe impl aya::Pod for super::PeerKey {}
     unsafe impl aya::Pod for super::DrainTarget {}
+    unsafe impl aya::Pod for super::PeerMacKey {}
 }
 
 #[cfg(test)]

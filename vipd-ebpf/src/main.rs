@@ -31,9 +31,9 @@ use aya_ebpf::{
 };
 use vipd_common::{
     ADVERT_PACKET_LEN, ADVERTS_RING_BYTES, AdvertEvent, CARP_TTL, CARP_VERSION_TYPE,
-    DRAIN_STAT_COUNT, DrainStat, DrainTarget, IPPROTO_CARP, IPV4_HLEN, MAX_DRAINS, MAX_GROUPS,
-    MAX_KNOWN_PEERS, MAX_VIPS, PEER_ADVERTS_RING_BYTES, PeerKey, REASON_COUNT, Reason, VhidKey,
-    VhidSeen, VipKey, VipOwner,
+    DRAIN_STAT_COUNT, DRAIN_TAIL, DrainStat, DrainTarget, IPPROTO_CARP, IPV4_HLEN, MAX_DRAINS,
+    MAX_GROUPS, MAX_KNOWN_PEERS, MAX_PEER_MACS, MAX_VIPS, PEER_ADVERTS_RING_BYTES, PeerKey,
+    PeerMacKey, REASON_COUNT, Reason, VhidKey, VhidSeen, VipKey, VipOwner,
 };
 
 // The maps, as documented in vipd-common. The programs hold them while attached; pinned by
@@ -54,6 +54,8 @@ static KNOWN_PEERS: LruHashMap<PeerKey, u32> = LruHashMap::pinned(MAX_KNOWN_PEER
 static DRAIN: HashMap<VipKey, DrainTarget> = HashMap::pinned(MAX_DRAINS, 0);
 #[map(name = "DRAIN_ACTIVE")]
 static DRAIN_ACTIVE: Array<u32> = Array::pinned(1, 0);
+#[map(name = "PEER_MACS")]
+static PEER_MACS: HashMap<PeerMacKey, u32> = HashMap::pinned(MAX_PEER_MACS, 0);
 #[map(name = "DRAIN_STATS")]
 static DRAIN_STATS: PerCpuArray<u64> = PerCpuArray::pinned(DRAIN_STAT_COUNT, 0);
 
@@ -313,7 +315,7 @@ fn classify_ipv4(f: &impl Frame, off: usize, ifindex: u32) -> (Verdict, Reason) 
     };
     // SAFETY: ptr_at checked the header lies in the frame.
     let ip = unsafe { &*ip };
-    if ip.proto == IPPROTO_TCP && drain(f, off, ifindex) {
+    if ip.proto == IPPROTO_TCP && drain_active() && drain(f, off, ifindex) {
         return (Verdict::Forward, Reason::PassIpv4Other);
     }
     if ip.proto != IPPROTO_CARP {
@@ -404,6 +406,12 @@ fn classify_ipv4(f: &impl Frame, off: usize, ifindex: u32) -> (Verdict, Reason) 
     (Verdict::Pass, passed)
 }
 
+/// Whether some VIP has a `DRAIN` entry: the normal path's only cost, one array read.
+#[inline(always)]
+fn drain_active() -> bool {
+    matches!(DRAIN_ACTIVE.get(0), Some(n) if *n != 0)
+}
+
 #[inline(always)]
 fn drain_count(stat: DrainStat) {
     if let Some(slot) = DRAIN_STATS.get_ptr_mut(stat as u32) {
@@ -421,11 +429,6 @@ fn drain_count(stat: DrainStat) {
 /// stack does not add up with the advertisement path's.
 #[inline(never)]
 fn drain(f: &impl Frame, off: usize, ifindex: u32) -> bool {
-    // The normal path: one array read, nothing looked up.
-    match DRAIN_ACTIVE.get(0) {
-        Some(n) if *n != 0 => {}
-        _ => return false,
-    }
     let Some(ip) = ptr_at::<Ipv4Hdr>(f, off) else {
         return false;
     };
@@ -446,8 +449,10 @@ fn drain(f: &impl Frame, off: usize, ifindex: u32) -> bool {
     let target = *target;
     // SAFETY: bpf_ktime_get_ns has no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
-    // Only a MASTER forwards: the lease says whether this node owns the VIP now.
-    if now >= target.until_ns || ownership(ifindex, dst) != Some(true) {
+    // Only a MASTER forwards (the lease says whether this node owns the VIP now), or a
+    // node that has just handed it over, for its short tail.
+    let tail = target.flags & DRAIN_TAIL != 0;
+    if now >= target.until_ns || (!tail && ownership(ifindex, dst) != Some(true)) {
         drain_count(DrainStat::Inactive);
         return false;
     }
@@ -455,9 +460,16 @@ fn drain(f: &impl Frame, off: usize, ifindex: u32) -> bool {
         return false;
     };
     // SAFETY: ptr_at checked the header lies in the frame.
-    if unsafe { (*eth).src } == target.peer_mac {
-        // Whatever the previous master sends us is ours: a frame is never sent back.
-        drain_count(DrainStat::FromPrevious);
+    let src_mac = unsafe { (*eth).src };
+    let peer = PeerMacKey {
+        ifindex,
+        mac: src_mac,
+        _pad: [0; 2],
+    };
+    // Whatever a CARP peer sends us is ours: a frame is never forwarded twice, nor back.
+    // SAFETY: read-only lookup of a plain value.
+    if src_mac == target.peer_mac || unsafe { PEER_MACS.get(peer) }.is_some() {
+        drain_count(DrainStat::FromPeer);
         return false;
     }
     let ihl = usize::from(version_ihl & 0x0f) * 4;

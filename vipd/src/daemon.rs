@@ -288,8 +288,13 @@ impl<E: Effects> Daemon<E> {
                 Some(known) if bow_out && *known != mac => warn!(group = %m.label(), peer = %src,
                     mac = %executor::mac_text(mac), known = %executor::mac_text(*known),
                     "a bow-out from another MAC than the peer's advertisements"),
+                Some(known) if *known == mac => {}
                 _ => {
                     m.peer_macs.insert(src, mac);
+                    // Never forward what a peer sends: no segment is forwarded twice.
+                    if let Err(e) = self.fx.learn_peer_mac(ifindex, mac) {
+                        warn!(peer = %src, error = %e, "cannot record the peer's MAC");
+                    }
                 }
             }
         }
@@ -1876,7 +1881,11 @@ mod drain_tests {
         let (mac_a, mac_x) = ([2, 0, 0, 0, 0, 0xa], [2, 0, 0, 0, 0, 0x66]);
         d.on_advert_from(IFINDEX, Some(mac_a), &advert(PEER, 5, 1, 0), t0 + ms(10))
             .await;
-        d.fx.take();
+        // Its MAC is a peer's: the kernel never forwards what it sends.
+        assert!(d.fx.take().contains(&Effect::PeerMac {
+            ifindex: IFINDEX,
+            mac: mac_a
+        }));
         // The bow-out arrives from another MAC (a MAC is not signed): the forwarding goes
         // to the MAC of the advertisements the node followed.
         let at = t0 + ms(20);
@@ -1897,6 +1906,7 @@ mod drain_tests {
             peer_mac: mac_a,
             own_mac: crate::executor::tests::MAC,
             until: at + Duration::from_secs(60),
+            tail: false,
         };
         assert_eq!(
             forwards,
@@ -1911,14 +1921,27 @@ mod drain_tests {
             (f.to.as_str(), f.mac.as_deref()),
             ("10.0.0.2", Some("02:00:00:00:00:0a"))
         );
-        // Leaving MASTER stops it at once.
+        // Handing over in turn: a tail without owning the VIPs, then nothing.
+        let demoted = at + ms(1);
         d.on_request(
             Request::Demote {
                 target: Target::All,
             },
-            at + ms(1),
+            demoted,
         )
         .await;
+        let tail = crate::effects::ForwardTarget {
+            until: demoted + Duration::from_secs(3),
+            tail: true,
+            ..target
+        };
+        let tails =
+            d.fx.take()
+                .into_iter()
+                .filter(|e| matches!(e, Effect::Forward { target: Some(t), .. } if *t == tail))
+                .count();
+        assert_eq!(tails, 2);
+        d.on_timers(tail.until).await;
         let stops =
             d.fx.take()
                 .into_iter()

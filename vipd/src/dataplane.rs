@@ -25,9 +25,9 @@ use netlink_sys::protocols::NETLINK_ROUTE;
 use netlink_sys::{Socket, SocketAddr};
 use vipd_common::{
     DRAIN_STAT_COUNT, DrainStat, DrainTarget, MAP_ADVERTS, MAP_DRAIN, MAP_DRAIN_ACTIVE,
-    MAP_DRAIN_STATS, MAP_KNOWN_PEERS, MAP_PEER_ADVERTS, MAP_STATS, MAP_VHIDS, MAP_VIP_OWNER,
-    PeerKey, REASON_COUNT, Reason, TC_EGRESS_PROGRAM, TC_INGRESS_PROGRAM, VhidKey, VhidSeen,
-    VipKey, VipOwner, XDP_PROGRAM,
+    MAP_DRAIN_STATS, MAP_KNOWN_PEERS, MAP_PEER_ADVERTS, MAP_PEER_MACS, MAP_STATS, MAP_VHIDS,
+    MAP_VIP_OWNER, PeerKey, PeerMacKey, REASON_COUNT, Reason, TC_EGRESS_PROGRAM,
+    TC_INGRESS_PROGRAM, VhidKey, VhidSeen, VipKey, VipOwner, XDP_PROGRAM,
 };
 
 /// The XDP/TC object built by `cargo xtask build-ebpf`.
@@ -199,6 +199,7 @@ pub struct Dataplane {
     drain: HashMap<MapData, VipKey, DrainTarget>,
     drain_active: Array<MapData, u32>,
     drain_stats: PerCpuArray<MapData, u64>,
+    peer_macs: HashMap<MapData, PeerMacKey, u32>,
     attached: Vec<(String, u32)>,
 }
 
@@ -333,6 +334,11 @@ impl Dataplane {
                 .ok_or(DataplaneError::Missing(MAP_DRAIN_STATS))?,
         )
         .map_err(map_err(MAP_DRAIN_STATS))?;
+        let peer_macs = HashMap::try_from(
+            ebpf.take_map(MAP_PEER_MACS)
+                .ok_or(DataplaneError::Missing(MAP_PEER_MACS))?,
+        )
+        .map_err(map_err(MAP_PEER_MACS))?;
         let mut dp = Dataplane {
             ebpf,
             pin_dir: pin_dir.to_owned(),
@@ -345,6 +351,7 @@ impl Dataplane {
             drain,
             drain_active,
             drain_stats,
+            peer_macs,
             attached: Vec::new(),
         };
         // Forwarding is decided again by this daemon's groups: an adopted entry (a daemon
@@ -518,6 +525,18 @@ impl Dataplane {
             },
         }
         self.update_drain_active()
+    }
+
+    /// Segments from `mac` on `ifindex` (a CARP peer's) are never forwarded.
+    pub fn add_peer_mac(&mut self, ifindex: u32, mac: [u8; 6]) -> Result<()> {
+        let key = PeerMacKey {
+            ifindex,
+            mac,
+            _pad: [0; 2],
+        };
+        self.peer_macs
+            .insert(key, 1, 0)
+            .map_err(map_err("adding a peer MAC"))
     }
 
     /// The forwarding entries: (ifindex, VIP, target).
@@ -707,7 +726,7 @@ impl Dataplane {
 }
 
 /// The maps vipd pins (by these names) when it adopts them.
-const OUR_MAPS: [&str; 9] = [
+const OUR_MAPS: [&str; 10] = [
     MAP_STATS,
     MAP_VIP_OWNER,
     MAP_VHIDS,
@@ -717,6 +736,7 @@ const OUR_MAPS: [&str; 9] = [
     MAP_DRAIN,
     MAP_DRAIN_ACTIVE,
     MAP_DRAIN_STATS,
+    MAP_PEER_MACS,
 ];
 /// Priority of vipd's TC egress filter: fixed, so that a restarted vipd finds it.
 const TC_PRIORITY: u16 = 0x7ca2;

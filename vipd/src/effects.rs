@@ -63,6 +63,8 @@ pub trait Effects {
     ) -> Result<(), EffectError>;
     /// The open TCP connections of this node by local address (for a drain).
     fn open_connections(&mut self) -> Result<HashMap<Ipv4Addr, u32>, EffectError>;
+    /// Segments from `mac` on `ifindex`, a CARP peer's MAC, are never forwarded.
+    fn learn_peer_mac(&mut self, ifindex: u32, mac: [u8; 6]) -> Result<(), EffectError>;
 }
 
 /// Where a graceful take-over forwards the previous master's connections.
@@ -75,6 +77,8 @@ pub struct ForwardTarget {
     /// The interface's own MAC, the forwarded frames' source.
     pub own_mac: [u8; 6],
     pub until: Instant,
+    /// Forward without owning the VIP: this node just handed it over.
+    pub tail: bool,
 }
 
 /// The real side effects: BPF maps, packet sockets, rtnetlink, the script runner.
@@ -156,13 +160,17 @@ impl Effects for Kernel {
             own_mac: t.own_mac,
             peer_addr: u32::from_ne_bytes(t.peer.octets()),
             vhid: u32::from(t.vhid),
-            _pad: 0,
+            flags: if t.tail { vipd_common::DRAIN_TAIL } else { 0 },
         });
         Ok(self.dp.set_forward(ifindex, vip, target)?)
     }
 
     fn open_connections(&mut self) -> Result<HashMap<Ipv4Addr, u32>, EffectError> {
         crate::sockdiag::open_connections().map_err(EffectError::SockDiag)
+    }
+
+    fn learn_peer_mac(&mut self, ifindex: u32, mac: [u8; 6]) -> Result<(), EffectError> {
+        Ok(self.dp.add_peer_mac(ifindex, mac)?)
     }
 
     fn last_seen(&self, ifindex: u32, vhid: u8) -> Option<(Instant, Ipv4Addr)> {
@@ -207,6 +215,10 @@ pub enum Effect {
         ifindex: u32,
         vip: Ipv4Addr,
         target: Option<ForwardTarget>,
+    },
+    PeerMac {
+        ifindex: u32,
+        mac: [u8; 6],
     },
 }
 
@@ -307,5 +319,10 @@ impl Effects for Recorder {
 
     fn open_connections(&mut self) -> Result<HashMap<Ipv4Addr, u32>, EffectError> {
         Ok(self.connections.clone())
+    }
+
+    fn learn_peer_mac(&mut self, ifindex: u32, mac: [u8; 6]) -> Result<(), EffectError> {
+        self.log.push(Effect::PeerMac { ifindex, mac });
+        Ok(())
     }
 }

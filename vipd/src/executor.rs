@@ -173,23 +173,28 @@ pub async fn execute<E: Effects>(fx: &mut E, m: &mut Member, commands: Vec<Comma
                     }
                 }
             }
-            Command::Forward { to, until } => match m.peer_macs.get(&to).copied() {
-                Some(peer_mac) => {
-                    let target = ForwardTarget {
-                        vhid: m.cfg.vhid,
-                        peer: to,
-                        peer_mac,
-                        own_mac: m.link.mac,
-                        until,
-                    };
-                    write_forwards(fx, m, Some(target));
-                    info!(group = %m.label(), previous_master = %to, mac = %mac_text(peer_mac),
-                        limit_s = until.saturating_duration_since(now).as_secs_f64(),
-                        "forwarding the previous master's connections to it");
+            Command::Forward { to, until } | Command::ForwardTail { to, until } => {
+                let tail = matches!(c, Command::ForwardTail { .. });
+                match m.peer_macs.get(&to).copied() {
+                    Some(peer_mac) => {
+                        let target = ForwardTarget {
+                            vhid: m.cfg.vhid,
+                            peer: to,
+                            peer_mac,
+                            own_mac: m.link.mac,
+                            until,
+                            tail,
+                        };
+                        write_forwards(fx, m, Some(target));
+                        info!(group = %m.label(), previous_master = %to,
+                            mac = %mac_text(peer_mac), tail,
+                            limit_s = until.saturating_duration_since(now).as_secs_f64(),
+                            "forwarding the previous master's connections to it");
+                    }
+                    None => warn!(group = %m.label(), previous_master = %to,
+                        "no MAC known for the previous master: its connections are not forwarded"),
                 }
-                None => warn!(group = %m.label(), previous_master = %to,
-                    "no MAC known for the previous master: its connections are not forwarded"),
-            },
+            }
             Command::StopForwarding => {
                 write_forwards(fx, m, None);
                 info!(group = %m.label(), "forwarding stopped");

@@ -23,9 +23,12 @@
 //! - Connections survive a graceful hand-off: a node that takes over because the master it
 //!   followed bowed out forwards, for `drain_limit`, the TCP segments for the VIPs that
 //!   belong to no connection of its own to that previous master (its address from the
-//!   advertisement, its MAC from the frame); it stops when it leaves MASTER or at the
-//!   limit. Only the previous master of this group is ever a target, and a node that
-//!   leaves MASTER never forwards, so no segment is forwarded twice.
+//!   advertisement, its MAC from the frame); it stops at the limit, at once when it
+//!   leaves MASTER without a bow-out, and after a short tail (master-down at most) when it
+//!   hands over gracefully itself: clients still send to it until they have processed
+//!   the next master's gratuitous ARP. Only the previous master of this group is ever a
+//!   target, and the kernel never forwards a segment a CARP peer sent, so no segment is
+//!   forwarded twice.
 //! - A node asked to drain (`vipd demote --drain`, a stop) stays DRAINING until its
 //!   connections to the VIPs have closed (the daemon counts them) or its limit passes;
 //!   taking over again ends it.
@@ -202,6 +205,12 @@ pub enum Command {
         to: std::net::Ipv4Addr,
         until: Instant,
     },
+    /// Keep forwarding to `to` until `until` without owning the VIPs: this node has just
+    /// handed them over, and clients still send to it for a moment.
+    ForwardTail {
+        to: std::net::Ipv4Addr,
+        until: Instant,
+    },
     /// Forward nothing any more.
     StopForwarding,
     /// Count this node's connections to the VIPs and report when none is left
@@ -331,6 +340,18 @@ impl Group {
         if self.draining.take().is_some() {
             out.push(Command::Drained { limit });
         }
+    }
+
+    /// Bowed out while forwarding: go on, without owning the VIPs, for master-down at
+    /// most (the longest the hand-over lasts), never past the forwarding's own limit.
+    fn forward_tail(&mut self, now: Instant, out: &mut Vec<Command>) {
+        let Some(f) = self.forwarding else {
+            return;
+        };
+        let until = f.until.min(now + self.election.master_down());
+        self.forwarding = Some(Forwarding { to: f.to, until });
+        self.timers.forward = Some(until);
+        out.push(Command::ForwardTail { to: f.to, until });
     }
 
     fn stop_forwarding(&mut self, out: &mut Vec<Command>) {
@@ -572,7 +593,8 @@ impl Group {
                 // Taking the VIPs again ends a drain: the connections are ours again.
                 self.end_drain(false, out);
                 // The master we followed bowed out: its connections go on through us, from
-                // before the first gratuitous ARP turns the clients to us.
+                // before the first gratuitous ARP turns the clients to us. Any other
+                // take-over forwards nothing (a tail of our own hand-over ends).
                 if let Event::Advert {
                     src,
                     advbase,
@@ -586,6 +608,8 @@ impl Group {
                     self.forwarding = Some(Forwarding { to: src, until });
                     self.timers.forward = Some(until);
                     out.push(Command::Forward { to: src, until });
+                } else {
+                    self.stop_forwarding(out);
                 }
                 self.garps_left = self.settings.garp_count;
                 self.send_garp(now, out);
@@ -597,8 +621,12 @@ impl Group {
             }
             Action::BecomeBackup { bowed_out } => {
                 self.stop_garps();
-                // Only a MASTER forwards.
-                self.stop_forwarding(out);
+                // Only a MASTER forwards, and one that has just bowed out, for a tail.
+                if bowed_out {
+                    self.forward_tail(now, out);
+                } else {
+                    self.stop_forwarding(out);
+                }
                 if bowed_out && matches!(self.ownership, Ownership::Owned { .. }) {
                     let until = now + self.election.master_down();
                     self.ownership = Ownership::HandingOver { until };
@@ -1196,6 +1224,7 @@ mod tests {
                 matches!(
                     c,
                     Command::Forward { .. }
+                        | Command::ForwardTail { .. }
                         | Command::StopForwarding
                         | Command::Drain { .. }
                         | Command::Drained { .. }
@@ -1268,23 +1297,40 @@ mod tests {
     }
 
     #[test]
-    fn leaving_master_in_any_way_stops_forwarding_at_once() {
+    fn leaving_master_stops_forwarding_at_once_or_after_the_tail_of_a_bow_out() {
         let t0 = Instant::now();
-        let events = [
-            Event::Demote,
-            Event::Shutdown,
-            Event::LinkDown,
-            Event::Fault,
-            Event::StepDown,
-            advert_from(1, 0, 0),
-        ];
-        for event in events {
+        let to = Ipv4Addr::new(10, 0, 0, 1);
+        // Without a bow-out: at once.
+        for event in [Event::LinkDown, advert_from(1, 0, 0)] {
             let mut b = follower(2, t0);
             b.step(advert_from(1, 255, 255), t0 + ms(30));
             assert!(b.forwarding().is_some());
             let out = b.step(event, t0 + ms(40));
             assert_ne!(b.state(), State::Master, "{event:?}");
             assert!(out.contains(&Command::StopForwarding), "{event:?}: {out:?}");
+            assert_eq!(b.forwarding(), None);
+        }
+        // A bow-out: clients still send here until they have processed the next
+        // master's gratuitous ARP, so forwarding goes on, for master-down at most.
+        for event in [
+            Event::Demote,
+            Event::Shutdown,
+            Event::Fault,
+            Event::StepDown,
+        ] {
+            let mut b = follower(2, t0);
+            b.step(advert_from(1, 255, 255), t0 + ms(30));
+            let at = t0 + ms(40);
+            let out = b.step(event, at);
+            assert_ne!(b.state(), State::Master, "{event:?}");
+            let until = at + b.election().master_down();
+            assert_eq!(
+                forwards(&out),
+                [Command::ForwardTail { to, until }],
+                "{event:?}"
+            );
+            assert_eq!(forwards(&b.tick(until - ms(1))), []);
+            assert_eq!(forwards(&b.tick(until)), [Command::StopForwarding]);
             assert_eq!(b.forwarding(), None);
         }
     }
@@ -1306,13 +1352,15 @@ mod tests {
         a.step(Event::Promote, t + ms(3));
         a.step(advert_from(2, 1, 100), t + ms(4));
         let out = b.step(Event::Demote, t + ms(5));
-        assert!(out.contains(&Command::StopForwarding), "{out:?}");
+        assert!(
+            matches!(forwards(&out)[..], [Command::ForwardTail { to, .. }] if to == Ipv4Addr::new(10, 0, 0, 1)),
+            "only a tail towards its own previous master: {out:?}"
+        );
         let out = a.step(advert_from(2, 255, 255), t + ms(6));
         assert!(out.contains(&Command::Forward {
             to: Ipv4Addr::new(10, 0, 0, 2),
             until: t + ms(6) + Duration::from_secs(60)
         }));
-        assert_eq!(b.forwarding(), None);
         assert_eq!(
             a.forwarding().map(|f| f.to),
             Some(Ipv4Addr::new(10, 0, 0, 2))
