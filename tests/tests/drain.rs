@@ -464,5 +464,11 @@ fn the_program_forwards_only_what_no_socket_owns_to_the_previous_master_while_ma
         assert_eq!(run(&dp, &ack), XDP_PASS);
         assert_eq!(count(&dp, "forwarded"), 3);
         assert!(dp.forwards().is_empty());
+        // A group a reload removes forwards nothing any more.
+        dp.set_forward(ifindex, VIP, Some(target)).unwrap();
+        dp.retain(|_, a| a != VIP, |_, _| true).unwrap();
+        assert!(dp.forwards().is_empty());
+        assert_eq!(run(&dp, &ack), XDP_PASS);
+        assert_eq!(count(&dp, "forwarded"), 3);
     });
 }

@@ -579,8 +579,8 @@ impl Dataplane {
         Ok(out)
     }
 
-    /// Removes every ownership entry and group for which `keep` is false (left over from an
-    /// earlier configuration).
+    /// Removes every ownership entry, group and forwarding entry for which `keep` is false
+    /// (left over from an earlier configuration).
     pub fn retain(
         &mut self,
         keep_vip: impl Fn(u32, Ipv4Addr) -> bool,
@@ -607,6 +607,19 @@ impl Dataplane {
             self.vhids
                 .remove(&k)
                 .map_err(map_err("removing a stale group entry"))?;
+        }
+        // A removed group forwards nothing any more.
+        let stale: Vec<VipKey> = self
+            .drain
+            .keys()
+            .filter_map(|k| k.ok())
+            .filter(|k| !keep_vip(k.ifindex, Ipv4Addr::from(k.addr.to_ne_bytes())))
+            .collect();
+        for k in &stale {
+            let _ = self.drain.remove(k);
+        }
+        if !stale.is_empty() {
+            self.update_drain_active()?;
         }
         Ok(())
     }
