@@ -112,6 +112,16 @@ pub fn render(status: &Status) -> String {
         "Frames the kernel programs passed or dropped, by reason",
         &["reason"],
     );
+    let forwarding = counter(
+        "vipd_forwarding_segments_total",
+        "TCP segments for VIPs with a forwarding entry (after a graceful take-over), by outcome",
+        &["outcome"],
+    );
+    let draining = gauge(
+        "vipd_group_draining_connections",
+        "Connections to the group's VIPs left while it drains (absent when not draining)",
+        GROUP,
+    );
     for g in &status.groups {
         let vhid = g.vhid.to_string();
         let labels = [g.interface.as_str(), vhid.as_str()];
@@ -160,6 +170,17 @@ pub fn render(status: &Status) -> String {
     }
     for (reason, n) in &status.xdp {
         verdicts.with_label_values(&[reason.as_str()]).inc_by(*n);
+    }
+    for (outcome, n) in &status.forwarding {
+        forwarding.with_label_values(&[outcome.as_str()]).inc_by(*n);
+    }
+    for g in &status.groups {
+        if let Some(n) = g.draining.as_ref().and_then(|d| d.connections) {
+            let vhid = g.vhid.to_string();
+            draining
+                .with_label_values(&[g.interface.as_str(), vhid.as_str()])
+                .set(i64::from(n));
+        }
     }
     TextEncoder::new()
         .encode_to_string(&registry.gather())
@@ -285,7 +306,7 @@ mod tests {
                     since_secs: Some(1.0),
                 },
             ],
-            forwarding: Vec::new(),
+            forwarding: vec![("forwarded".into(), 9)],
         }
     }
 
@@ -299,6 +320,7 @@ mod tests {
             "vipd_adverts_rejected_total{interface=\"eth0\",reason=\"bad_hmac\",vhid=\"7\"} 2",
             "vipd_last_advert_age_seconds{interface=\"eth0\",vhid=\"7\"} 0.25",
             "vipd_dataplane_verdicts_total{reason=\"drop_arp_not_owned\"} 5",
+            "vipd_forwarding_segments_total{outcome=\"forwarded\"} 9",
             "vipd_state_age_seconds{interface=\"eth0\",vhid=\"7\"} 1",
             "vipd_last_takeover_timestamp_seconds{interface=\"eth0\",vhid=\"7\"} 1700000000.5",
             "vipd_last_flip_duration_seconds{interface=\"eth0\",vhid=\"7\"} 0.000004",
