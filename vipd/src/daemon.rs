@@ -1252,6 +1252,10 @@ pub async fn run(config: Config, opts: Options) -> Result<()> {
                 on_adverts(&mut d, rings.drain_now()).await;
                 d.on_timers(Instant::now()).await;
             }
+            // A drain can outlast WatchdogSec: the loop still runs.
+            _ = tick(&mut watchdog) => {
+                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+            }
         }
     }
     d.remove_added().await;
