@@ -367,6 +367,49 @@ fn a_split_brain_never_bounces_a_frame() {
     assert_eq!(counter(&lab, 1, "from_peer"), 0);
 }
 
+#[test]
+fn move_mode_keeps_the_address_for_the_forwarded_connections() {
+    let mut lab = Lab::new("drainmove", 2).unwrap();
+    lab.as_user = true;
+    let _servers: Vec<EchoServer> = (0..2)
+        .map(|i| EchoServer::start(&lab.nodes[i], &format!("n{}", i + 1)).unwrap())
+        .collect();
+    for i in 0..2 {
+        let conf = lab.dir().join(format!("n{}.toml", i + 1));
+        std::fs::write(
+            &conf,
+            format!(
+                "[[group]]\ninterface = \"eth0\"\nvhid = 1\nvips = [\"{VIP}/24\"]\n\
+                 password = \"secret\"\nsrcip = \"{}\"\nadvskew = {}\naddress_mode = \"move\"\n",
+                vipd_tests::node_addr(i + 1),
+                [0, 100][i]
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&conf, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        let conf = conf.to_string_lossy().into_owned();
+        lab.start_vipd(i, &["run", "--config", &conf]).unwrap();
+    }
+    lab.expect_roles(&["MASTER", "BACKUP"]);
+    assert!(
+        !lab.nodes[1].has_addr(VIP),
+        "move: only the MASTER has the address"
+    );
+    let chat = Chatter::start(&lab.client, VIP, 10, EVERY).unwrap();
+    std::thread::sleep(SEC / 2);
+    lab.vipd_ctl(0, &["demote", "1"]).unwrap();
+    assert!(lab.wait_state(1, 1, "MASTER", 3 * SEC), "{}", logs(&lab));
+    std::thread::sleep(SEC + SEC / 2);
+    assert_eq!(who_answers(&lab.client, VIP).unwrap(), "n2");
+    all_served_by(&chat.finish(), "n1", &logs(&lab));
+    assert!(lab.nodes[1].has_addr(VIP));
+    assert!(
+        lab.nodes[0].has_addr(VIP),
+        "kept while the new master forwards to it"
+    );
+}
+
 /// The forwarding decision of the XDP program on hand-built frames (BPF_PROG_TEST_RUN).
 #[test]
 fn the_program_forwards_only_what_no_socket_owns_to_the_previous_master_while_master() {

@@ -251,6 +251,8 @@ struct Timers {
     release: Option<Instant>,
     forward: Option<Instant>,
     drain: Option<Instant>,
+    /// Address mode "move": when the addresses kept after a graceful hand-over go.
+    remove_addresses: Option<Instant>,
 }
 
 impl Timers {
@@ -263,6 +265,7 @@ impl Timers {
             self.release,
             self.forward,
             self.drain,
+            self.remove_addresses,
         ]
         .into_iter()
         .flatten()
@@ -339,6 +342,10 @@ impl Group {
         self.timers.drain = None;
         if self.draining.take().is_some() {
             out.push(Command::Drained { limit });
+            // Address mode "move": the addresses kept for the drain go now.
+            if self.timers.remove_addresses.take().is_some() {
+                out.push(Command::RemoveAddresses);
+            }
         }
     }
 
@@ -405,7 +412,7 @@ impl Group {
             let bow_out = crate::carp::is_bow_out(advbase, advskew);
             let from_peer = src != self.params().local_addr;
             if from_peer && !bow_out && self.is_handing_over() && self.state() != State::Master {
-                self.release(&mut out);
+                self.release(now, &mut out);
             }
         }
         out
@@ -538,13 +545,17 @@ impl Group {
             out.push(Command::Garp);
         }
         if due(self.timers.release) {
-            self.release(&mut out);
+            self.release(now, &mut out);
         }
         if due(self.timers.forward) {
             self.stop_forwarding(&mut out);
         }
         if due(self.timers.drain) {
             self.end_drain(true, &mut out);
+        }
+        if due(self.timers.remove_addresses) {
+            self.timers.remove_addresses = None;
+            out.push(Command::RemoveAddresses);
         }
         out
     }
@@ -584,6 +595,7 @@ impl Group {
             }
             Action::BecomeMaster => {
                 self.timers.release = None;
+                self.timers.remove_addresses = None;
                 let lease = self.lease(now);
                 self.ownership = Ownership::Owned { lease };
                 out.push(Command::Take(lease));
@@ -637,7 +649,7 @@ impl Group {
                         grace_until: until,
                     }));
                 } else {
-                    self.release(out);
+                    self.release(now, out);
                 }
             }
             Action::RunHook(hook) => {
@@ -667,13 +679,21 @@ impl Group {
         }
     }
 
-    fn release(&mut self, out: &mut Vec<Command>) {
+    fn release(&mut self, now: Instant, out: &mut Vec<Command>) {
+        let graceful = self.is_handing_over();
         self.timers.release = None;
         self.stop_garps();
         self.ownership = Ownership::Released;
         out.push(Command::Release);
         if self.settings.move_addresses {
-            out.push(Command::RemoveAddresses);
+            if graceful && !self.settings.drain_limit.is_zero() {
+                // After a graceful hand-over the next master forwards our connections to
+                // us: the addresses stay until its forwarding ends (or our drain does).
+                self.timers.remove_addresses = Some(now + self.settings.drain_limit);
+            } else {
+                self.timers.remove_addresses = None;
+                out.push(Command::RemoveAddresses);
+            }
         }
     }
 
@@ -1393,5 +1413,46 @@ mod tests {
             out = a.tick(a.next_deadline().unwrap());
         }
         assert!(out.contains(&Command::Drained { limit: false }), "{out:?}");
+    }
+
+    #[test]
+    fn move_mode_keeps_the_addresses_after_a_graceful_hand_over_while_connections_drain() {
+        let t0 = Instant::now();
+        let s = Settings {
+            move_addresses: true,
+            ..settings()
+        };
+        let removals = |out: &[Command]| {
+            out.iter()
+                .filter(|c| **c == Command::RemoveAddresses)
+                .count()
+        };
+        // Demoted: the next master forwards our connections to us for its limit, so the
+        // addresses stay that long.
+        let (mut g, t, _) = master(params(1, 1, 0), s.clone(), t0);
+        g.step(Event::Demote, t + ms(1));
+        let out = g.step(advert_from(2, 1, 100), t + ms(2));
+        assert_eq!(out, [Command::Release], "released, the addresses kept");
+        let limit = t + ms(2) + Duration::from_secs(60);
+        assert_eq!(removals(&g.tick(limit - ms(1))), 0);
+        assert_eq!(removals(&g.tick(limit)), 1);
+        // Draining: they go when the drain ends.
+        let (mut g, t, _) = master(params(1, 1, 0), s.clone(), t0);
+        g.step(Event::Demote, t + ms(1));
+        g.start_drain(Duration::from_secs(5), t + ms(1));
+        g.step(advert_from(2, 1, 100), t + ms(2));
+        assert_eq!(
+            g.drained(),
+            [Command::Drained { limit: false }, Command::RemoveAddresses]
+        );
+        assert_eq!(removals(&g.tick(t + Duration::from_secs(61))), 0, "once");
+        // Taking over again keeps them, and nothing removes them later.
+        let (mut g, t, _) = master(params(1, 1, 0), s, t0);
+        g.step(Event::Demote, t + ms(1));
+        g.step(advert_from(2, 1, 100), t + ms(2));
+        g.step(Event::Promote, t + ms(3));
+        g.step(advert_from(2, 255, 255), t + ms(4));
+        assert_eq!(g.state(), State::Master);
+        assert_eq!(removals(&g.tick(t + Duration::from_secs(61))), 0);
     }
 }
