@@ -23,9 +23,9 @@
 //! - Connections survive a graceful hand-off: a node that takes over because the master it
 //!   followed bowed out forwards, for `drain_limit`, the TCP segments for the VIPs that
 //!   belong to no connection of its own to that previous master (its address from the
-//!   advertisement, its MAC from the frame); it stops at the limit, at once when it
-//!   leaves MASTER without a bow-out, and after a short tail (master-down at most) when it
-//!   hands over gracefully itself: clients still send to it until they have processed
+//!   advertisement, its MAC from the frame); it stops at the limit, at once when its link
+//!   goes, and after a short tail (master-down at most) when it leaves MASTER otherwise
+//!   (a bow-out, a better master): clients still send to it until they have processed
 //!   the next master's gratuitous ARP. Only the previous master of this group is ever a
 //!   target, and the kernel never forwards a segment a CARP peer sent, so no segment is
 //!   forwarded twice.
@@ -633,8 +633,10 @@ impl Group {
             }
             Action::BecomeBackup { bowed_out } => {
                 self.stop_garps();
-                // Only a MASTER forwards, and one that has just bowed out, for a tail.
-                if bowed_out {
+                // Only a MASTER forwards, and one that has just left MASTER with its link
+                // up (a bow-out, a better master), for a tail: clients still send to it
+                // until they follow the next master's gratuitous ARP.
+                if bowed_out || matches!(event, Event::Advert { .. }) {
                     self.forward_tail(now, out);
                 } else {
                     self.stop_forwarding(out);
@@ -1320,23 +1322,22 @@ mod tests {
     fn leaving_master_stops_forwarding_at_once_or_after_the_tail_of_a_bow_out() {
         let t0 = Instant::now();
         let to = Ipv4Addr::new(10, 0, 0, 1);
-        // Without a bow-out: at once.
-        for event in [Event::LinkDown, advert_from(1, 0, 0)] {
-            let mut b = follower(2, t0);
-            b.step(advert_from(1, 255, 255), t0 + ms(30));
-            assert!(b.forwarding().is_some());
-            let out = b.step(event, t0 + ms(40));
-            assert_ne!(b.state(), State::Master, "{event:?}");
-            assert!(out.contains(&Command::StopForwarding), "{event:?}: {out:?}");
-            assert_eq!(b.forwarding(), None);
-        }
-        // A bow-out: clients still send here until they have processed the next
-        // master's gratuitous ARP, so forwarding goes on, for master-down at most.
+        // Link lost: at once.
+        let mut b = follower(2, t0);
+        b.step(advert_from(1, 255, 255), t0 + ms(30));
+        assert!(b.forwarding().is_some());
+        let out = b.step(Event::LinkDown, t0 + ms(40));
+        assert_ne!(b.state(), State::Master);
+        assert!(out.contains(&Command::StopForwarding), "{out:?}");
+        assert_eq!(b.forwarding(), None);
+        // A bow-out, a better master: clients still send here until they have processed
+        // the next master's gratuitous ARP, so forwarding goes on, for master-down at most.
         for event in [
             Event::Demote,
             Event::Shutdown,
             Event::Fault,
             Event::StepDown,
+            advert_from(1, 0, 0),
         ] {
             let mut b = follower(2, t0);
             b.step(advert_from(1, 255, 255), t0 + ms(30));
