@@ -135,8 +135,15 @@ fn a_master_killed_under_ip_netns_exec_without_a_shared_bpffs_stops_answering() 
     assert!(!lab.nodes[0].has_addr(VIP), "{}", lab.log_text(0));
     let xdp = lab.nodes[0].ok("ip -d link show dev eth0").unwrap();
     let tc = lab.nodes[0].ok("tc filter show dev eth0 ingress").unwrap();
-    assert!(!xdp.contains("prog/xdp") && tc.trim().is_empty(), "{xdp}\n{tc}");
-    assert!(!lab.log_text(0).contains("VIPs stay configured"), "{}", lab.log_text(0));
+    assert!(
+        !xdp.contains("prog/xdp") && tc.trim().is_empty(),
+        "{xdp}\n{tc}"
+    );
+    assert!(
+        !lab.log_text(0).contains("VIPs stay configured"),
+        "{}",
+        lab.log_text(0)
+    );
 }
 
 #[test]

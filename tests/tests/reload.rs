@@ -35,8 +35,7 @@ fn group(s: &Status, vhid: u8) -> Option<&vipd_tests::GroupStatus> {
 fn start(lab: &mut Lab, i: usize, text: &str) -> std::path::PathBuf {
     let path = lab.dir().join(format!("n{}.toml", i + 1));
     std::fs::write(&path, text).unwrap();
-    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-        .unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     lab.start_vipd_as_user(i, &["run", "--config", &path.to_string_lossy()])
         .unwrap();
     path
@@ -58,7 +57,9 @@ fn a_reload_touches_only_what_changed() {
     }
     let before = lab.status_as_user(0).unwrap();
     // A client pings the VIP of the group that does not change, every 10 ms.
-    let probe = lab.start_probe(vip(100), Duration::from_millis(10), 600).unwrap();
+    let probe = lab
+        .start_probe(vip(100), Duration::from_millis(10), 600)
+        .unwrap();
     std::thread::sleep(SEC);
 
     // Group 2 gets a new advskew (still the best), group 3 goes, group 4 comes.
@@ -70,8 +71,16 @@ fn a_reload_touches_only_what_changed() {
     );
     // The removed group hands over to the peer; the added one starts and, alone, takes
     // its VIP after master-down.
-    assert!(lab.wait_state(1, 3, "MASTER", 5 * SEC), "{}", lab.log_text(1));
-    assert!(lab.wait_state(0, 4, "MASTER", 8 * SEC), "{}", lab.log_text(0));
+    assert!(
+        lab.wait_state(1, 3, "MASTER", 5 * SEC),
+        "{}",
+        lab.log_text(1)
+    );
+    assert!(
+        lab.wait_state(0, 4, "MASTER", 8 * SEC),
+        "{}",
+        lab.log_text(0)
+    );
 
     // An invalid file changes nothing and says why.
     std::fs::write(&path, "[[group]]\ninterface = \"eth0\"\nvhid = 300\n").unwrap();
@@ -85,7 +94,10 @@ fn a_reload_touches_only_what_changed() {
     let after = lab.status_as_user(0).unwrap();
     assert_eq!(report.lost(), 0, "{report:?}");
     let (g1_before, g1) = (group(&before, 1).unwrap(), group(&after, 1).unwrap());
-    assert_eq!((g1.state.as_str(), g1.transitions), ("MASTER", g1_before.transitions));
+    assert_eq!(
+        (g1.state.as_str(), g1.transitions),
+        ("MASTER", g1_before.transitions)
+    );
     let (g2_before, g2) = (group(&before, 2).unwrap(), group(&after, 2).unwrap());
     assert_eq!(
         (g2.state.as_str(), g2.transitions, g2.advskew),
@@ -110,8 +122,14 @@ fn a_replaced_group_hands_over_then_starts_again() {
     lab.as_user = true;
     let path = start(&mut lab, 0, &config(&[(1, 0)]));
     start(&mut lab, 1, &config(&[(1, 100)]));
-    assert!(lab.wait_state(0, 1, "MASTER", 8 * SEC), "{}", lab.log_text(0));
-    let probe = lab.start_probe(vip(100), Duration::from_millis(10), 400).unwrap();
+    assert!(
+        lab.wait_state(0, 1, "MASTER", 8 * SEC),
+        "{}",
+        lab.log_text(0)
+    );
+    let probe = lab
+        .start_probe(vip(100), Duration::from_millis(10), 400)
+        .unwrap();
     std::thread::sleep(SEC / 2);
     // Another address mode is another group: the running one hands over to the peer, the
     // new one starts in BACKUP and, preemptive and better, takes the VIP back.
@@ -119,8 +137,16 @@ fn a_replaced_group_hands_over_then_starts_again() {
     std::fs::write(&path, text).unwrap();
     let out = lab.vipd_ctl(0, &["reload"]).unwrap();
     assert_eq!(out.trim(), "reloaded: 0 unchanged; replaced: eth0/vhid1");
-    assert!(lab.wait_state(1, 1, "MASTER", 5 * SEC), "{}", lab.log_text(1));
-    assert!(lab.wait_state(0, 1, "MASTER", 8 * SEC), "{}", lab.log_text(0));
+    assert!(
+        lab.wait_state(1, 1, "MASTER", 5 * SEC),
+        "{}",
+        lab.log_text(1)
+    );
+    assert!(
+        lab.wait_state(0, 1, "MASTER", 8 * SEC),
+        "{}",
+        lab.log_text(0)
+    );
     let report = lab.finish_probe(probe).unwrap();
     assert_eq!(report.lost(), 0, "{report:?}");
     assert_eq!(lab.arp_owners(vip(100), 2), vec![lab.nodes[0].mac()]);
@@ -133,7 +159,11 @@ fn a_reload_can_add_a_group_on_a_new_link() {
     let mut lab = Lab::new("reloadlink", 1).unwrap();
     lab.as_user = true;
     let path = start(&mut lab, 0, &config(&[(1, 0)]));
-    assert!(lab.wait_state(0, 1, "MASTER", 8 * SEC), "{}", lab.log_text(0));
+    assert!(
+        lab.wait_state(0, 1, "MASTER", 8 * SEC),
+        "{}",
+        lab.log_text(0)
+    );
     lab.add_link(0, "eth1").unwrap();
     lab.nodes[0]
         .ok("ip addr add 10.0.1.1/24 dev eth1 && ip link set eth1 up")
@@ -145,7 +175,11 @@ fn a_reload_can_add_a_group_on_a_new_link() {
     // After start-up vipd holds only a few capabilities: attaching to a new link still works.
     let out = lab.vipd_ctl(0, &["reload"]).unwrap();
     assert_eq!(out.trim(), "reloaded: 1 unchanged; added: eth1/vhid2");
-    assert!(lab.wait_state(0, 2, "MASTER", 8 * SEC), "{}", lab.log_text(0));
+    assert!(
+        lab.wait_state(0, 2, "MASTER", 8 * SEC),
+        "{}",
+        lab.log_text(0)
+    );
     let s = lab.status_as_user(0).unwrap();
     let modes: Vec<(&str, &str)> = s
         .interfaces
@@ -163,6 +197,9 @@ fn a_reload_can_add_a_group_on_a_new_link() {
            password = \"reload\"\n";
     std::fs::write(&path, text).unwrap();
     let err = lab.vipd_ctl(0, &["reload"]).unwrap_err().to_string();
-    assert!(err.contains("eth9") && err.contains("nothing changed"), "{err}");
+    assert!(
+        err.contains("eth9") && err.contains("nothing changed"),
+        "{err}"
+    );
     assert_eq!(lab.status_as_user(0).unwrap().groups.len(), 2);
 }

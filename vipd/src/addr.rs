@@ -9,8 +9,8 @@ use futures::channel::mpsc::UnboundedReceiver;
 use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
-use netlink_packet_utils::nla::{DefaultNla, Nla};
 use netlink_packet_route::link::{LinkAttribute, LinkFlag, LinkMessage};
+use netlink_packet_utils::nla::{DefaultNla, Nla};
 use netlink_sys::{AsyncSocket, SocketAddr};
 use rtnetlink::Handle;
 

@@ -48,8 +48,12 @@ pub enum Target {
 #[serde(tag = "cmd", rename_all = "lowercase")]
 pub enum Request {
     Status,
-    Demote { target: Target },
-    Promote { target: Target },
+    Demote {
+        target: Target,
+    },
+    Promote {
+        target: Target,
+    },
     /// Read the configuration file again (as SIGHUP).
     Reload,
     /// Demote, then stay DRAINING until the connections to the VIPs have closed or
@@ -166,10 +170,16 @@ pub struct Status {
 #[serde(rename_all = "lowercase")]
 pub enum Reply {
     Status(Status),
-    Ok { changed: Vec<u8> },
+    Ok {
+        changed: Vec<u8>,
+    },
     /// A reload applied: what changed.
-    Reloaded { summary: String },
-    Error { message: String },
+    Reloaded {
+        summary: String,
+    },
+    Error {
+        message: String,
+    },
 }
 
 /// Default control socket: one per network namespace.

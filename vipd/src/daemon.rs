@@ -850,7 +850,9 @@ async fn reload(
         );
     };
     if d.reloading() {
-        bail!("the previous reload is still handing over the groups it removed; try again once they are gone");
+        bail!(
+            "the previous reload is still handing over the groups it removed; try again once they are gone"
+        );
     }
     let config = Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let running: Vec<&crate::config::GroupConfig> = d.members.iter().map(|m| &m.cfg).collect();
@@ -1732,17 +1734,13 @@ mod reload_tests {
         assert!(d.reloading());
         assert!(d.take_retired().is_empty(), "still handing over");
         let log = d.fx.take();
-        assert!(matches!(log[0], Effect::Frame { .. }), "bow-out first: {log:?}");
-        let vips = [Ipv4Addr::new(10, 0, 0, 100), Ipv4Addr::new(10, 0, 0, 101)];
-        let adv = crate::carp::Advert::signed(
-            1,
-            1,
-            100,
-            0,
-            9,
-            &vips,
-            &crate::carp::Key::new(b"secret"),
+        assert!(
+            matches!(log[0], Effect::Frame { .. }),
+            "bow-out first: {log:?}"
         );
+        let vips = [Ipv4Addr::new(10, 0, 0, 100), Ipv4Addr::new(10, 0, 0, 101)];
+        let adv =
+            crate::carp::Advert::signed(1, 1, 100, 0, 9, &vips, &crate::carp::Key::new(b"secret"));
         let peer = crate::carp::build_ipv4(
             Ipv4Addr::new(10, 0, 0, 2),
             crate::carp::DEFAULT_GROUP,

@@ -421,7 +421,12 @@ impl Group {
     /// New parameters and settings at `now` (a reload): the state stays, the next
     /// advertisement carries them, and a changed demotion is advertised at once. Reports
     /// of trackers the group no longer depends on are forgotten.
-    pub fn reconfigure(&mut self, params: Params, settings: Settings, now: Instant) -> Vec<Command> {
+    pub fn reconfigure(
+        &mut self,
+        params: Params,
+        settings: Settings,
+        now: Instant,
+    ) -> Vec<Command> {
         let mut out = Vec::new();
         self.election.set_params(params);
         self.tracking

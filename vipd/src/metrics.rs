@@ -149,7 +149,9 @@ pub fn render(status: &Status) -> String {
             .set(g.worst_advert_delay_us as f64 / 1e6);
         in_state.with_label_values(&labels).set(g.since_secs);
         if let Some(us) = g.last_owned_at_unix_us {
-            last_takeover.with_label_values(&labels).set(us as f64 / 1e6);
+            last_takeover
+                .with_label_values(&labels)
+                .set(us as f64 / 1e6);
         }
         if let Some(us) = g.last_own_flip_us {
             last_flip.with_label_values(&labels).set(us / 1e6);
@@ -333,6 +335,9 @@ mod tests {
         assert!(after.contains("state=\"BACKUP\",vhid=\"7\"} 1"));
         assert!(after.contains("vipd_transitions_total{interface=\"eth0\",vhid=\"7\"} 3"));
         // A tracker without a verdict yet has no up/down line.
-        assert!(!text.contains("vipd_tracker_up{tracker=\"weight\"}"), "{text}");
+        assert!(
+            !text.contains("vipd_tracker_up{tracker=\"weight\"}"),
+            "{text}"
+        );
     }
 }

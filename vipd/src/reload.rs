@@ -143,7 +143,11 @@ password = "secret"
 
     #[test]
     fn election_settings_are_updated_in_place() {
-        let new = BASE.replacen("password = \"secret\"", "password = \"secret\"\nadvskew = 50", 1);
+        let new = BASE.replacen(
+            "password = \"secret\"",
+            "password = \"secret\"\nadvskew = 50",
+            1,
+        );
         let p = plan_of(BASE, &new);
         assert_eq!(p.update.len(), 1, "{p:?}");
         assert_eq!(p.update[0].advskew, 50);
@@ -159,14 +163,21 @@ password = "secret"
         let p = plan_of(BASE, &new);
         assert_eq!(p.replace.len(), 1, "{p:?}");
         assert!(p.update.is_empty() && p.add.is_empty() && p.remove.is_empty());
-        assert!(p.summary().contains("replaced: eth0/vhid1"), "{}", p.summary());
+        assert!(
+            p.summary().contains("replaced: eth0/vhid1"),
+            "{}",
+            p.summary()
+        );
     }
 
     #[test]
     fn groups_come_and_go_by_interface_and_vhid() {
         let new = BASE.replacen("vhid = 2", "vhid = 3", 1);
         let p = plan_of(BASE, &new);
-        assert_eq!(p.add.iter().map(key_of).collect::<Vec<_>>(), vec![("eth0".to_owned(), 3)]);
+        assert_eq!(
+            p.add.iter().map(key_of).collect::<Vec<_>>(),
+            vec![("eth0".to_owned(), 3)]
+        );
         assert_eq!(p.remove, vec![("eth0".to_owned(), 2)]);
         assert_eq!(p.unchanged, vec![("eth0".to_owned(), 1)]);
         assert_eq!(
