@@ -1127,7 +1127,7 @@ pub async fn run(config: Config, opts: Options) -> Result<()> {
     let mut failure = None;
     // systemd (Type=notify): ready once every group runs; the watchdog is fed from this
     // loop, so a stuck loop is what it catches.
-    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    notify_systemd(sd_notify::NotifyState::Ready);
     let mut watchdog = watchdog_interval();
     loop {
         let deadline = d.next_deadline();
@@ -1213,7 +1213,7 @@ pub async fn run(config: Config, opts: Options) -> Result<()> {
                 }
             }
             _ = tick(&mut watchdog) => {
-                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+                notify_systemd(sd_notify::NotifyState::Watchdog);
             }
             _ = sleep_until(d.drain_due()) => d.check_drains(Instant::now()).await,
             _ = term.recv() => break,
@@ -1224,7 +1224,7 @@ pub async fn run(config: Config, opts: Options) -> Result<()> {
         }
     }
 
-    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    notify_systemd(sd_notify::NotifyState::Stopping);
     // Bow out, then wait (at most master-down) until peers show they took over.
     d.begin_shutdown(Instant::now()).await;
     // Then drain: the connections to the VIPs close, or each group's drain_on_stop passes.
@@ -1256,7 +1256,7 @@ pub async fn run(config: Config, opts: Options) -> Result<()> {
             }
             // A drain can outlast WatchdogSec: the loop still runs.
             _ = tick(&mut watchdog) => {
-                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+                notify_systemd(sd_notify::NotifyState::Watchdog);
             }
         }
     }
@@ -1430,6 +1430,30 @@ async fn next_scrape(
     match scrapes {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
+    }
+}
+
+/// Tells systemd `state` (`Type=notify`) without ever blocking the event loop: when the
+/// service manager is slow to read, a notification is lost (the next watchdog ping
+/// follows), an advertisement is never delayed. `NOTIFY_SOCKET` may name an abstract
+/// socket (`@name`).
+fn notify_systemd(state: sd_notify::NotifyState) {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let addr = match path.as_bytes().strip_prefix(b"@") {
+        Some(name) => SocketAddr::from_abstract_name(name),
+        None => SocketAddr::from_pathname(&path),
+    };
+    let sent = UnixDatagram::unbound().and_then(|sock| {
+        sock.set_nonblocking(true)?;
+        sock.send_to_addr(format!("{state}\n").as_bytes(), &addr?)
+    });
+    if let Err(e) = sent {
+        tracing::debug!(error = %e, %state, "systemd notification not sent");
     }
 }
 
