@@ -61,6 +61,8 @@ fn readiness_watchdog_and_stop_reach_the_notify_socket() {
             }
         })
     };
+    // The backlog read, as a service manager that caught up.
+    std::thread::sleep(Duration::from_millis(500));
     let exited = lab.signal(pid, libc::SIGTERM, Duration::from_secs(10));
     done.store(true, std::sync::atomic::Ordering::SeqCst);
     let got = reader.join().unwrap();
@@ -123,12 +125,26 @@ fn metrics_pass_promtool_and_follow_a_transition() {
 #[test]
 fn a_demotion_survives_a_restart() {
     let mut lab = Lab::pair_as_user("demotesave");
+    let restart = |lab: &mut Lab| {
+        let pid = lab.status(0).unwrap().pid;
+        assert!(lab.signal(pid, libc::SIGTERM, Duration::from_secs(10)));
+        lab.start_node(0, 0, &["-P"]).unwrap();
+        assert!(lab.wait_state(0, 1, "BACKUP", Duration::from_secs(5)));
+    };
+    // A plain demotion lasts as long as the daemon: restarted, the preemptive and better
+    // node takes the VIP back.
     lab.vipd_ctl(0, &["demote", "1"]).unwrap();
     assert!(lab.wait_state(1, 1, "MASTER", Duration::from_secs(5)));
-    let pid = lab.status(0).unwrap().pid;
-    assert!(lab.signal(pid, libc::SIGTERM, Duration::from_secs(5)));
-    lab.start_node(0, 0, &["-P"]).unwrap();
-    assert!(lab.wait_state(0, 1, "BACKUP", Duration::from_secs(5)));
+    restart(&mut lab);
+    assert!(
+        lab.wait_state(0, 1, "MASTER", Duration::from_secs(8)),
+        "{}",
+        lab.log_text(0)
+    );
+    // `--persist` is maintenance: it survives the restart until `vipd promote`.
+    lab.vipd_ctl(0, &["demote", "1", "--persist"]).unwrap();
+    assert!(lab.wait_state(1, 1, "MASTER", Duration::from_secs(5)));
+    restart(&mut lab);
     // Preemptive and better, it would take over within an interval: demoted, it stays.
     std::thread::sleep(Duration::from_secs(4));
     let s = lab.status(0).unwrap();

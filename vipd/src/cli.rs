@@ -126,6 +126,9 @@ pub struct DemoteArgs {
     /// seconds (default: the group's drain_limit, 60 s); `vipd status` shows what is left.
     #[arg(long, value_name = "LIMIT", num_args = 0..=1, require_equals = true)]
     pub drain: Option<Option<f64>>,
+    /// Stay demoted across restarts of vipd and reboots, until `vipd promote` (maintenance).
+    #[arg(long)]
+    pub persist: bool,
 }
 
 #[derive(Args)]

@@ -50,6 +50,9 @@ pub enum Request {
     Status,
     Demote {
         target: Target,
+        /// Remembered across restarts of vipd until promoted (`vipd demote --persist`).
+        #[serde(default)]
+        persist: bool,
     },
     Promote {
         target: Target,
@@ -62,6 +65,9 @@ pub enum Request {
         target: Target,
         #[serde(default)]
         limit_ms: Option<u64>,
+        /// As for `Demote`.
+        #[serde(default)]
+        persist: bool,
     },
 }
 
@@ -886,6 +892,7 @@ mod tests {
             &sock.0,
             &Request::Demote {
                 target: Target::Vhid(7),
+                persist: false,
             },
         )
         .await

@@ -66,6 +66,9 @@ pub struct Daemon<E: Effects> {
     /// Every tracker's last report.
     pub trackers: std::collections::BTreeMap<String, TrackerReport>,
     started: Instant,
+    /// Groups demoted with `persist` (interface, vhid): remembered across restarts until
+    /// promoted.
+    persistent: std::collections::BTreeSet<(String, u8)>,
     /// Groups a reload removed or replaced, by (ifindex, vhid): handing over, then gone.
     retiring: std::collections::HashSet<(u32, u8)>,
     /// Groups a reload replaced, with their link and source address, waiting for their
@@ -94,6 +97,7 @@ impl<E: Effects> Daemon<E> {
             started: now,
             retiring: Default::default(),
             pending: Vec::new(),
+            persistent: Default::default(),
             drain_due: None,
         }
     }
@@ -406,7 +410,9 @@ impl<E: Effects> Daemon<E> {
                     message: "answered by the daemon loop".into(),
                 };
             }
-            Request::Demote { target } | Request::Drain { target, .. } => (target, Event::Demote),
+            Request::Demote { target, .. } | Request::Drain { target, .. } => {
+                (target, Event::Demote)
+            }
             Request::Promote { target } => (target, Event::Promote),
         };
         let found = match self.targets(target) {
@@ -417,9 +423,26 @@ impl<E: Effects> Daemon<E> {
                 };
             }
         };
+        let persist = matches!(
+            req,
+            Request::Demote { persist: true, .. } | Request::Drain { persist: true, .. }
+        );
         let mut changed = Vec::new();
         for i in found {
-            info!(group = %self.members[i].label(), ?event, "administrative request");
+            info!(group = %self.members[i].label(), ?event, persist, "administrative request");
+            let key = (
+                self.members[i].cfg.interface.clone(),
+                self.members[i].cfg.vhid,
+            );
+            match event {
+                Event::Demote if persist => {
+                    self.persistent.insert(key);
+                }
+                Event::Promote => {
+                    self.persistent.remove(&key);
+                }
+                _ => {}
+            }
             if event == Event::Demote {
                 self.members[i].counters.last_demote_at = Some(SystemTime::now());
             }
@@ -439,7 +462,10 @@ impl<E: Effects> Daemon<E> {
         let req = if self.members.iter().all(|m| m.core.election().is_demoted()) {
             Request::Promote { target }
         } else {
-            Request::Demote { target }
+            Request::Demote {
+                target,
+                persist: false,
+            }
         };
         self.on_request(req, now).await;
     }
@@ -948,6 +974,7 @@ async fn start_group(
         d.on_request(
             Request::Demote {
                 target: Target::Vhid(key.1),
+                persist: true,
             },
             Instant::now(),
         )
@@ -1100,7 +1127,7 @@ pub async fn run(config: Config, opts: Options) -> Result<()> {
     }
     info!(groups = d.members.len(), socket = %opts.control_socket.display(), "vipd running");
     d.start(Instant::now()).await;
-    // Demotions survive a restart: a node demoted for maintenance stays demoted.
+    // `vipd demote --persist` survives a restart: a node in maintenance stays demoted.
     let demotions = demotions_path();
     for (interface, vhid) in load_demotions(&demotions) {
         if let Some(i) = d
@@ -1112,6 +1139,7 @@ pub async fn run(config: Config, opts: Options) -> Result<()> {
             d.on_request(
                 Request::Demote {
                     target: Target::Vhid(vhid),
+                    persist: true,
                 },
                 Instant::now(),
             )
@@ -1392,12 +1420,17 @@ fn load_demotions(path: &std::path::Path) -> Vec<(String, u8)> {
         .collect()
 }
 
-/// Remembers which groups are demoted (written to a temporary file, then renamed).
+/// Remembers which groups are demoted with `--persist` (written to a temporary file, then
+/// renamed).
 fn save_demotions<E: Effects>(d: &Daemon<E>, path: &std::path::Path) {
     let text: String = d
         .members
         .iter()
-        .filter(|m| m.core.election().is_demoted())
+        .filter(|m| {
+            m.core.election().is_demoted()
+                && d.persistent
+                    .contains(&(m.cfg.interface.clone(), m.cfg.vhid))
+        })
         .map(|m| format!("{} {}\n", m.cfg.interface, m.cfg.vhid))
         .collect();
     let write = || -> std::io::Result<()> {
@@ -1433,10 +1466,10 @@ async fn next_scrape(
     }
 }
 
-/// Tells systemd `state` (`Type=notify`) without ever blocking the event loop: when the
-/// service manager is slow to read, a notification is lost (the next watchdog ping
-/// follows), an advertisement is never delayed. `NOTIFY_SOCKET` may name an abstract
-/// socket (`@name`).
+/// Tells systemd `state` (`Type=notify`) without stalling the event loop: a watchdog ping
+/// is never waited for (when the service manager is slow to read, one is lost and the next
+/// follows), READY and STOPPING wait at most 50 ms for room in its queue. An advertisement
+/// is never delayed by a slow PID 1. `NOTIFY_SOCKET` may name an abstract socket (`@name`).
 fn notify_systemd(state: sd_notify::NotifyState) {
     use std::os::linux::net::SocketAddrExt;
     use std::os::unix::ffi::OsStrExt;
@@ -1448,8 +1481,13 @@ fn notify_systemd(state: sd_notify::NotifyState) {
         Some(name) => SocketAddr::from_abstract_name(name),
         None => SocketAddr::from_pathname(&path),
     };
+    let ping = matches!(state, sd_notify::NotifyState::Watchdog);
     let sent = UnixDatagram::unbound().and_then(|sock| {
-        sock.set_nonblocking(true)?;
+        if ping {
+            sock.set_nonblocking(true)?;
+        } else {
+            sock.set_write_timeout(Some(Duration::from_millis(50)))?;
+        }
         sock.send_to_addr(format!("{state}\n").as_bytes(), &addr?)
     });
     if let Err(e) = sent {
@@ -1648,6 +1686,7 @@ mod tests {
             .on_request(
                 Request::Demote {
                     target: Target::All,
+                    persist: false,
                 },
                 t1,
             )
@@ -1861,6 +1900,7 @@ mod sync_tests {
         d.on_request(
             Request::Demote {
                 target: Target::Vhid(1),
+                persist: false,
             },
             t,
         )
@@ -1952,6 +1992,7 @@ mod drain_tests {
         d.on_request(
             Request::Demote {
                 target: Target::All,
+                persist: false,
             },
             demoted,
         )
@@ -1987,6 +2028,7 @@ mod drain_tests {
         d.fx.connections = HashMap::from([(Ipv4Addr::new(10, 0, 0, 100), 2)]);
         let drain = Request::Drain {
             target: Target::All,
+            persist: false,
             limit_ms: Some(5000),
         };
         d.on_request(drain.clone(), t1).await;

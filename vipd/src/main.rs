@@ -274,9 +274,24 @@ fn main() -> ExitCode {
         },
         Some(Cmd::Status { json }) => client(&opts, Request::Status, json),
         Some(Cmd::Demote(d)) => match (target(d.target), d.drain) {
-            (Ok(target), None) => client(&opts, Request::Demote { target }, false),
+            (Ok(target), None) => client(
+                &opts,
+                Request::Demote {
+                    target,
+                    persist: d.persist,
+                },
+                false,
+            ),
             (Ok(target), Some(limit)) => match limit.map(drain_limit_ms).transpose() {
-                Ok(limit_ms) => client(&opts, Request::Drain { target, limit_ms }, false),
+                Ok(limit_ms) => client(
+                    &opts,
+                    Request::Drain {
+                        target,
+                        limit_ms,
+                        persist: d.persist,
+                    },
+                    false,
+                ),
                 Err(e) => {
                     eprintln!("vipd: --drain: {e}");
                     ExitCode::from(2)
