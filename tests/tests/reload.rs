@@ -203,3 +203,66 @@ fn a_reload_can_add_a_group_on_a_new_link() {
     );
     assert_eq!(lab.status_as_user(0).unwrap().groups.len(), 2);
 }
+
+#[test]
+fn a_vip_that_moves_to_another_vhid_keeps_its_address_and_one_owner() {
+    let mut lab = Lab::new("reloadvhid", 1).unwrap();
+    lab.as_user = true;
+    let path = start(&mut lab, 0, &config(&[(1, 0)]));
+    assert!(
+        lab.wait_state(0, 1, "MASTER", 8 * SEC),
+        "{}",
+        lab.log_text(0)
+    );
+    // The same VIP under vhid 7: the new group waits for vhid 1 to hand over and go, and
+    // the address vipd added stays (the new group needs it).
+    let text = config(&[(1, 0)]).replace("vhid = 1", "vhid = 7");
+    std::fs::write(&path, text).unwrap();
+    let out = lab.vipd_ctl(0, &["reload"]).unwrap();
+    assert_eq!(
+        out.trim(),
+        "reloaded: 0 unchanged; added: eth0/vhid7; removed: eth0/vhid1"
+    );
+    assert!(
+        lab.wait_state(0, 7, "MASTER", 12 * SEC),
+        "{}",
+        lab.log_text(0)
+    );
+    let s = lab.status_as_user(0).unwrap();
+    assert_eq!(s.groups.iter().map(|g| g.vhid).collect::<Vec<_>>(), [7]);
+    assert!(lab.nodes[0].has_addr(vip(100)), "{}", lab.log_text(0));
+    assert_eq!(lab.arp_owners(vip(100), 2), vec![lab.nodes[0].mac()]);
+}
+
+#[test]
+fn a_hand_added_vip_of_a_removed_group_stays_unanswered_across_reloads() {
+    let mut lab = Lab::new("reloadguard", 1).unwrap();
+    lab.as_user = true;
+    // 10.0.0.100 is configured by hand (as ifupdown leaves it): vipd did not add it.
+    lab.nodes[0]
+        .ok(&format!("ip addr add {}/24 dev eth0", vip(100)))
+        .unwrap();
+    let path = start(&mut lab, 0, &config(&[(1, 0), (2, 0), (3, 0)]));
+    assert!(
+        lab.wait_state(0, 1, "MASTER", 8 * SEC),
+        "{}",
+        lab.log_text(0)
+    );
+    // Group 1 goes: its address stays, and so does its "not owned" entry. Then group 2
+    // goes too: the first guard holds.
+    for groups in [&[(2, 0), (3, 0)][..], &[(3, 0)][..]] {
+        std::fs::write(&path, config(groups)).unwrap();
+        lab.vipd_ctl(0, &["reload"]).unwrap();
+        assert!(Lab::wait_for(8 * SEC, || {
+            lab.status_as_user(0).unwrap().groups.len() == groups.len()
+        }));
+    }
+    assert!(lab.nodes[0].has_addr(vip(100)));
+    assert!(
+        lab.arp_owners(vip(100), 3).is_empty(),
+        "{}",
+        lab.log_text(0)
+    );
+    // The address vipd added for group 2 is gone with it.
+    assert!(!lab.nodes[0].has_addr(vip(101)));
+}

@@ -69,6 +69,9 @@ pub struct Daemon<E: Effects> {
     /// Groups demoted with `persist` (interface, vhid): remembered across restarts until
     /// promoted.
     persistent: std::collections::BTreeSet<(String, u8)>,
+    /// VIPs of groups a reload removed that stay configured (vipd did not add them): their
+    /// entries stay "not owned" for the daemon's life, so the kernel never answers for them.
+    guarded: std::collections::HashSet<(u32, Ipv4Addr)>,
     /// Groups a reload removed or replaced, by (ifindex, vhid): handing over, then gone.
     retiring: std::collections::HashSet<(u32, u8)>,
     /// Groups a reload replaced, with their link and source address, waiting for their
@@ -98,6 +101,7 @@ impl<E: Effects> Daemon<E> {
             retiring: Default::default(),
             pending: Vec::new(),
             persistent: Default::default(),
+            guarded: Default::default(),
             drain_due: None,
         }
     }
@@ -139,6 +143,7 @@ impl<E: Effects> Daemon<E> {
         let commands = m.core.reconfigure(params, settings, now);
         info!(group = %self.members[i].label(), "settings updated in place");
         self.carry_out(i, before, commands, now).await;
+        self.replay_trackers(i, now).await;
     }
 
     /// Takes group `i` out (a reload): it hands over as at a clean stop and leaves once
@@ -183,6 +188,61 @@ impl<E: Effects> Daemon<E> {
         if !up && !m.cfg.ignore_ifstate {
             self.step(i, Event::LinkDown, now).await;
         }
+        self.replay_trackers(i, now).await;
+    }
+
+    /// Tells group `i` what every tracker last reported: trackers report changes only, so
+    /// a group that starts depending on one (a reload) learns its state at once.
+    async fn replay_trackers(&mut self, i: usize, now: Instant) {
+        let reports: Vec<(String, group::TrackerUpdate)> = self
+            .trackers
+            .iter()
+            .filter_map(|(name, r)| {
+                let update = match (r.healthy, r.value) {
+                    (Some(false), _) => group::TrackerUpdate::Health(false),
+                    (_, Some(v)) => group::TrackerUpdate::Value(v),
+                    (Some(true), None) => group::TrackerUpdate::Health(true),
+                    (None, None) => return None,
+                };
+                Some((name.clone(), update))
+            })
+            .collect();
+        for (name, update) in reports {
+            let before = self.members[i].core.state();
+            let commands = self.members[i].core.track(&name, update, now);
+            self.carry_out(i, before, commands, now).await;
+        }
+    }
+
+    /// Demotes group `i` for maintenance that survives a restart (a demotion remembered
+    /// from before one).
+    pub async fn demote_persisted(&mut self, i: usize, now: Instant) {
+        let m = &mut self.members[i];
+        info!(group = %m.label(), "demoted before the restart: stays demoted");
+        self.persistent
+            .insert((m.cfg.interface.clone(), m.cfg.vhid));
+        m.counters.last_demote_at = Some(SystemTime::now());
+        self.step(i, Event::Demote, now).await;
+    }
+
+    /// Whether group `g` on link `index` must wait: a running group (one handing over, say)
+    /// has its vhid or one of its VIPs on that link.
+    pub fn blocks(&self, g: &crate::config::GroupConfig, index: u32) -> bool {
+        self.members.iter().any(|m| {
+            m.link.index == index
+                && (m.cfg.vhid == g.vhid
+                    || m.cfg
+                        .vips
+                        .iter()
+                        .any(|v| g.vips.iter().any(|w| w.addr == v.addr)))
+        })
+    }
+
+    /// Whether a group that is not being removed runs on link `index`.
+    pub fn serves_link(&self, index: u32) -> bool {
+        self.members
+            .iter()
+            .any(|m| m.link.index == index && !self.retiring.contains(&(index, m.cfg.vhid)))
     }
 
     pub fn next_deadline(&self) -> Option<Instant> {
@@ -951,7 +1011,12 @@ async fn reload(
     for g in plan.add.iter().cloned() {
         let link = links[&g.interface].clone();
         let src = sources[&crate::reload::key_of(&g)];
-        start_group(d, g, link, src, demotions).await?;
+        // A VIP that moves from a group being removed starts once that one has gone.
+        if d.blocks(&g, link.index) {
+            d.pending.push((g, link, src));
+        } else {
+            start_group(d, g, link, src, demotions).await?;
+        }
     }
     settle(d, demotions).await;
     Ok(plan.summary())
@@ -971,14 +1036,8 @@ async fn start_group(
     let m = member(&d.fx.nl, g, &links, src, Instant::now()).await?;
     d.add(m, link.running, Instant::now()).await;
     if load_demotions(demotions).contains(&key) {
-        d.on_request(
-            Request::Demote {
-                target: Target::Vhid(key.1),
-                persist: true,
-            },
-            Instant::now(),
-        )
-        .await;
+        let i = d.members.len() - 1;
+        d.demote_persisted(i, Instant::now()).await;
     }
     Ok(())
 }
@@ -992,30 +1051,43 @@ async fn settle(d: &mut Daemon<Kernel>, demotions: &std::path::Path) {
     if gone.is_empty() {
         return;
     }
-    let mut guarded: Vec<(u32, Ipv4Addr)> = Vec::new();
     for m in gone {
+        // An address another group (running or about to start) lists stays.
+        let wanted = |d: &Daemon<Kernel>, v: &crate::config::Vip| {
+            d.members
+                .iter()
+                .map(|o| (&o.cfg, o.link.index))
+                .chain(d.pending.iter().map(|(g, l, _)| (g, l.index)))
+                .any(|(g, i)| i == m.link.index && g.vips.iter().any(|w| w.addr == v.addr))
+        };
         for v in &m.added {
+            if wanted(d, v) {
+                continue;
+            }
             if let Err(e) = d.fx.remove_address(m.link.index, *v).await {
                 warn!(error = %e, vip = %v, "cannot remove VIP");
             }
         }
-        let present = d.fx.nl.configured(m.link.index).await.unwrap_or_default();
-        for v in m.cfg.vips.iter().filter(|v| present.contains(&v.addr)) {
+        // What cannot be listed is guarded as if it stayed.
+        let present = d.fx.nl.configured(m.link.index).await.ok();
+        for v in &m.cfg.vips {
+            if wanted(d, v) || present.as_ref().is_some_and(|p| !p.contains(&v.addr)) {
+                continue;
+            }
             warn!(group = %m.label(), vip = %v, "the VIP stays configured (vipd did not add it): \
                 this node does not answer ARP for it; remove the address");
-            guarded.push((m.link.index, v.addr));
+            d.guarded.insert((m.link.index, v.addr));
         }
         info!(group = %m.label(), "removed");
     }
     let pending = std::mem::take(&mut d.pending);
-    let (ready, waiting): (Vec<_>, Vec<_>) = pending.into_iter().partition(|(g, link, _)| {
-        !d.members
-            .iter()
-            .any(|m| m.link.index == link.index && m.cfg.vhid == g.vhid)
-    });
+    let (ready, waiting): (Vec<_>, Vec<_>) = pending
+        .into_iter()
+        .partition(|(g, link, _)| !d.blocks(g, link.index));
     d.pending = waiting;
     let members = &d.members;
     let pending = &d.pending;
+    let guarded = &d.guarded;
     let keep_vip = |i: u32, a: Ipv4Addr| {
         guarded.contains(&(i, a))
             || members
@@ -1135,15 +1207,7 @@ pub async fn run(config: Config, opts: Options) -> Result<()> {
             .iter()
             .position(|m| m.cfg.interface == interface && m.cfg.vhid == vhid)
         {
-            info!(group = %d.members[i].label(), "demoted before the restart: stays demoted");
-            d.on_request(
-                Request::Demote {
-                    target: Target::Vhid(vhid),
-                    persist: true,
-                },
-                Instant::now(),
-            )
-            .await;
+            d.demote_persisted(i, Instant::now()).await;
         }
     }
 
@@ -1174,6 +1238,7 @@ pub async fn run(config: Config, opts: Options) -> Result<()> {
             }
             Some(ev) = link_watch.next() => {
                 if let LinkEvent::Removed { index } = ev
+                    && d.serves_link(index)
                     && let Some(name) = d.interface_name(index)
                 {
                     // Its programs went with it; a new interface of that name is another
@@ -1307,7 +1372,16 @@ pub async fn run(config: Config, opts: Options) -> Result<()> {
 /// programs stay attached, with every VIP "not owned", so that the kernel never answers
 /// ARP for it on its own.
 async fn guarded_interfaces(d: &Daemon<Kernel>) -> Vec<u32> {
-    let mut guard = Vec::new();
+    // VIPs of groups a reload removed that stayed configured.
+    let mut guard: Vec<u32> = Vec::new();
+    for &(index, vip) in &d.guarded {
+        let present = d.fx.nl.configured(index).await.map(|p| p.contains(&vip));
+        if present.unwrap_or(true) && !guard.contains(&index) {
+            warn!(%vip, "a VIP of a removed group stays configured: the programs stay attached \
+                so that this node never answers ARP for it");
+            guard.push(index);
+        }
+    }
     for m in &d.members {
         let present = match d.fx.nl.configured(m.link.index).await {
             Ok(p) => p,
