@@ -1691,14 +1691,15 @@ mod tests {
     use crate::election::State;
     use crate::executor::tests::{IFINDEX, member};
 
-    const PEER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+    pub(super) const PEER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 
-    fn daemon(t0: Instant) -> Daemon<Recorder> {
+    pub(super) fn daemon(t0: Instant) -> Daemon<Recorder> {
         let links = HashMap::from([(IFINDEX, true)]);
         Daemon::new(vec![member(|_| {})], links, Recorder::default(), t0)
     }
 
-    fn advert(src: Ipv4Addr, counter: u64, advbase: u8, advskew: u8) -> Vec<u8> {
+    /// Group 1's advertisement from `src`, signed as the test member's peers sign it.
+    pub(super) fn advert(src: Ipv4Addr, counter: u64, advbase: u8, advskew: u8) -> Vec<u8> {
         let vips = [Ipv4Addr::new(10, 0, 0, 100), Ipv4Addr::new(10, 0, 0, 101)];
         let adv = Advert::signed(1, advbase, advskew, 0, counter, &vips, &Key::new(b"secret"));
         build_ipv4(src, DEFAULT_GROUP, 1, &adv).to_vec()
@@ -1875,15 +1876,7 @@ mod reload_tests {
             matches!(log[0], Effect::Frame { .. }),
             "bow-out first: {log:?}"
         );
-        let vips = [Ipv4Addr::new(10, 0, 0, 100), Ipv4Addr::new(10, 0, 0, 101)];
-        let adv =
-            crate::carp::Advert::signed(1, 1, 100, 0, 9, &vips, &crate::carp::Key::new(b"secret"));
-        let peer = crate::carp::build_ipv4(
-            Ipv4Addr::new(10, 0, 0, 2),
-            crate::carp::DEFAULT_GROUP,
-            1,
-            &adv,
-        );
+        let peer = super::tests::advert(super::tests::PEER, 9, 1, 100);
         d.on_advert(IFINDEX, &peer, t + Duration::from_millis(3))
             .await;
         let gone = d.take_retired();
@@ -1994,23 +1987,10 @@ mod sync_tests {
 
 #[cfg(test)]
 mod drain_tests {
+    use super::tests::{PEER, advert, daemon};
     use super::*;
-    use crate::carp::{Advert, DEFAULT_GROUP, Key, build_ipv4};
-    use crate::effects::{Effect, Recorder};
-    use crate::executor::tests::{IFINDEX, member};
-
-    const PEER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
-
-    fn daemon(t0: Instant) -> Daemon<Recorder> {
-        let links = HashMap::from([(IFINDEX, true)]);
-        Daemon::new(vec![member(|_| {})], links, Recorder::default(), t0)
-    }
-
-    fn advert(src: Ipv4Addr, counter: u64, advbase: u8, advskew: u8) -> Vec<u8> {
-        let vips = [Ipv4Addr::new(10, 0, 0, 100), Ipv4Addr::new(10, 0, 0, 101)];
-        let adv = Advert::signed(1, advbase, advskew, 0, counter, &vips, &Key::new(b"secret"));
-        build_ipv4(src, DEFAULT_GROUP, 1, &adv).to_vec()
-    }
+    use crate::effects::Effect;
+    use crate::executor::tests::IFINDEX;
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_take_over_from_a_bow_out_forwards_to_the_mac_of_the_masters_advertisements() {

@@ -442,16 +442,7 @@ impl Group {
             };
         }
         self.settings = settings;
-        self.advertise_demotion(now, &mut out);
-        let faulted = self.tracking.faulted(&self.settings.tracks);
-        if faulted != self.election.is_faulted() {
-            let event = if faulted {
-                Event::Fault
-            } else {
-                Event::Recover
-            };
-            self.feed(event, now, &mut out);
-        }
+        self.follow_trackers(now, &mut out);
         out
     }
 
@@ -508,17 +499,23 @@ impl Group {
                 self.tracking.values.insert(tracker.to_owned(), v);
             }
         }
+        self.follow_trackers(now, &mut out);
+        out
+    }
+
+    /// Advertises the demotion the trackers add up to, and goes to FAULT or leaves it as
+    /// they say.
+    fn follow_trackers(&mut self, now: Instant, out: &mut Vec<Command>) {
         let faulted = self.tracking.faulted(&self.settings.tracks);
-        self.advertise_demotion(now, &mut out);
+        self.advertise_demotion(now, out);
         if faulted != self.election.is_faulted() {
             let event = if faulted {
                 Event::Fault
             } else {
                 Event::Recover
             };
-            self.feed(event, now, &mut out);
+            self.feed(event, now, out);
         }
-        out
     }
 
     /// Gives the election the demotion the trackers add up to, if it changed.
