@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vipd::carp::{self, Advert, CarpError, Coverage};
+use vipd::protocol::carp::{self, Advert, CarpError, Coverage};
 use vipd_fuzz::{GROUP, KEY, VHID, VIPS, lookup, lookup_covering};
 
 fuzz_target!(|packet: &[u8]| {

@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vipd::control::{self, Reply, Request};
+use vipd::ops::control::{self, Reply, Request};
 
 fuzz_target!(|line: &[u8]| {
     if let Ok(request) = serde_json::from_slice::<Request>(line) {

@@ -14,8 +14,8 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
-use vipd::carp::{self, Advert, Coverage};
-use vipd::rx::{REMEMBERED_COUNTERS, Receiver, Rejection, RxStats, SentCounters};
+use vipd::protocol::carp::{self, Advert, Coverage};
+use vipd::protocol::rx::{REMEMBERED_COUNTERS, Receiver, Rejection, RxStats, SentCounters};
 use vipd_fuzz::{GROUP, KEY, VHID, VIPS, lookup_covering};
 
 const ME: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);

@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
-use vipd::carp::{Coverage, DEFAULT_GROUP, Key};
+use vipd::protocol::carp::{Coverage, DEFAULT_GROUP, Key};
 use vipd::config::{Config, RawGroup};
 
 /// The group every receiving target is configured with: vhid 1, one VIP, password

@@ -2,7 +2,7 @@
 //! for a pass-through TCP SYN and for a CARP advertisement of a configured group, inside a
 //! one-node lab. Prints `syn_ns=<f64> advert_ns=<f64>`; `cargo xtask bench` runs it.
 use anyhow::{Context, Result};
-use vipd::dataplane::{Dataplane, ifindex};
+use vipd::kernel::dataplane::{Dataplane, ifindex};
 use vipd_tests::{Lab, VIP, frames, in_netns};
 
 fn main() -> Result<()> {

@@ -5,7 +5,7 @@ use std::os::unix::net::UnixStream;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use vipd::control::{Limits, Status};
+use vipd::ops::control::{Limits, Status};
 use vipd_tests::{Lab, vipd_bin};
 
 const SEC: Duration = Duration::from_secs(1);
@@ -108,7 +108,7 @@ fn reply_of(conn: &UnixStream, wait: Duration) -> String {
     line
 }
 
-fn group(s: &Status) -> &vipd::control::GroupStatus {
+fn group(s: &Status) -> &vipd::ops::control::GroupStatus {
     s.groups.iter().find(|g| g.vhid == 1).expect("group 1")
 }
 

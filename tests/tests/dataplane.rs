@@ -3,7 +3,8 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use vipd::dataplane::{Dataplane, XdpPreference, monotonic_ns};
+use vipd::kernel::clock::monotonic_ns;
+use vipd::kernel::dataplane::{Dataplane, XdpPreference};
 use vipd_common::{AdvertEvent, Reason, VipOwner};
 use vipd_tests::{Lab, VIP, frames, in_netns};
 
@@ -19,7 +20,7 @@ fn with_dataplane<T: Send + 'static>(
     let pin = lab.pin_dir(0);
     in_netns(&lab.nodes[0].ns, move || {
         let mut dp = Dataplane::load(&pin, &[]).expect("load eBPF");
-        let ifindex = vipd::dataplane::ifindex("eth0").unwrap();
+        let ifindex = vipd::kernel::dataplane::ifindex("eth0").unwrap();
         f(&mut dp, ifindex)
     })
 }
@@ -154,7 +155,7 @@ fn classifies_hand_built_frames() {
         // over 802.1Q.
         dp.set_owner(ifindex, VIP, VipOwner::NOT_OWNED).unwrap();
         let dropped = dp.counters().unwrap().get(Reason::DropArpNotOwned);
-        let to_daemon = |c: &vipd::dataplane::Counters| {
+        let to_daemon = |c: &vipd::kernel::dataplane::Counters| {
             c.get(Reason::PassCarpToDaemon) + c.get(Reason::PassCarpKnownPeer)
         };
         let adverts = to_daemon(&dp.counters().unwrap());
@@ -184,7 +185,7 @@ fn counters_move_under_real_traffic() {
         let attached = dp.attach("eth0", XdpPreference::Native).expect("attach");
         assert_eq!(
             attached.mode,
-            vipd::dataplane::AttachMode::Native,
+            vipd::kernel::dataplane::AttachMode::Native,
             "veth supports native XDP"
         );
         assert!(!attached.adopted);
@@ -199,12 +200,12 @@ fn counters_move_under_real_traffic() {
     let pin = lab.pin_dir(0);
     let after = in_netns(&node.ns, move || {
         // A second load finds the program on the interface and adopts its maps.
-        let eth0 = vipd::dataplane::ifindex("eth0").unwrap();
+        let eth0 = vipd::kernel::dataplane::ifindex("eth0").unwrap();
         let mut dp = Dataplane::load(&pin, &[eth0]).expect("reload adopting the maps");
         let c = dp.counters().unwrap();
         let attached = dp.attach("eth0", XdpPreference::Native).expect("attach");
         assert!(attached.adopted);
-        assert_eq!(attached.mode, vipd::dataplane::AttachMode::Native);
+        assert_eq!(attached.mode, vipd::kernel::dataplane::AttachMode::Native);
         dp.detach_all(&[]).unwrap();
         c
     });

@@ -423,7 +423,8 @@ fn move_mode_keeps_the_address_for_the_forwarded_connections() {
 /// The forwarding decision of the XDP program on hand-built frames (BPF_PROG_TEST_RUN).
 #[test]
 fn the_program_forwards_only_what_no_socket_owns_to_the_previous_master_while_master() {
-    use vipd::dataplane::{Dataplane, monotonic_ns};
+    use vipd::kernel::clock::monotonic_ns;
+    use vipd::kernel::dataplane::Dataplane;
     use vipd_common::{DrainTarget, VipOwner};
     use vipd_tests::{frames, in_netns};
     const XDP_PASS: u32 = 2;
@@ -432,7 +433,7 @@ fn the_program_forwards_only_what_no_socket_owns_to_the_previous_master_while_ma
     let pin = lab.pin_dir(0);
     in_netns(&lab.nodes[0].ns, move || {
         let mut dp = Dataplane::load(&pin, &[]).expect("load eBPF");
-        let ifindex = vipd::dataplane::ifindex("eth0").unwrap();
+        let ifindex = vipd::kernel::dataplane::ifindex("eth0").unwrap();
         let run = |dp: &Dataplane, frame: &[u8]| dp.test_run_xdp(frame, ifindex, 1).unwrap().0;
         let count = |dp: &Dataplane, name: &str| {
             dp.drain_counters()

@@ -1,26 +1,14 @@
 //! vipd: virtual-IP failover with CARP, VIP ownership decided in XDP.
 //!
-//! Modules, in the order data flows: `config` (flags and TOML) -> `rx` (the one receive
-//! pass over `carp`, the wire codec) -> `group` (the pure core: `election`, timers and VIP
-//! ownership) -> `executor` (carries out its commands) -> `effects` (the one boundary to
-//! the kernel: `dataplane` maps, `garp` frames, `addr` addresses, `scripts`). `daemon`
-//! builds all of it and runs the event loop; `control` serves status and hand-off commands.
-pub mod addr;
-pub mod carp;
-pub mod cli;
+//! Folders by concern, in the order data flows: [`config`] (flags, TOML, validation) ->
+//! [`protocol`] (the pure core: codec, receive pass, election, group, reload plan) ->
+//! [`daemon`] (event loop, executor, the one [`daemon::effects::Effects`] boundary) ->
+//! [`kernel`] (the boundary's real side: eBPF maps and programs, netlink, frames). [`ops`]
+//! serves operators (control socket, metrics, scripts, systemd); [`trackers`] watch
+//! services and links and report events to the daemon.
 pub mod config;
-pub mod control;
 pub mod daemon;
-pub mod dataplane;
-pub mod effects;
-pub mod election;
-pub mod executor;
-pub mod garp;
-pub mod group;
-pub mod metrics;
-pub mod privileges;
-pub mod reload;
-pub mod rx;
-pub mod scripts;
-pub mod sockdiag;
+pub mod kernel;
+pub mod ops;
+pub mod protocol;
 pub mod trackers;

@@ -1,63 +1,17 @@
 //! `vipd`: with ucarp's flags and no subcommand, a drop-in for one ucarp process; with
 //! `run --config`, any number of groups; `status`, `demote`, `promote` talk to a running
 //! daemon; `check-config` validates a file. Bad flags or values exit with code 2. The
-//! command line itself is defined in `vipd::cli`.
+//! command line itself is defined in `vipd::config::cli`.
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use vipd::cli::{Cli, Cmd, TargetArgs, UcarpArgs, XdpMode};
-use vipd::config::{self, Config, ConfigError, RawGroup};
-use vipd::control::{self, Reply, Request, Target};
+use vipd::config::cli::{Cli, Cmd, TargetArgs, UcarpArgs, XdpMode};
+use vipd::config::{self, Config};
 use vipd::daemon::{self, Options};
-use vipd::dataplane::XdpPreference;
-
-/// The one group ucarp's flags describe, validated as a configuration file is.
-fn ucarp_config(args: UcarpArgs) -> Result<Config, ConfigError> {
-    let pass_on_command_line = args.pass.is_some();
-    let raw = RawGroup {
-        interface: args.interface,
-        vhid: args.vhid,
-        vips: args.addr,
-        srcip: args.srcip,
-        password: args.pass,
-        password_file: args.passfile,
-        advbase: args.advbase,
-        advskew: args.advskew,
-        preempt: args.preempt,
-        neutral: args.neutral,
-        dead_ratio: args.deadratio,
-        upscript: args.upscript,
-        downscript: args.downscript,
-        xparam: args.xparam,
-        shutdown_script: args.shutdown,
-        multicast: args.mcast,
-        broadcast: args.nomcast,
-        ignore_ifstate: args.ignoreifstate,
-        script_user: args.script_user,
-        script_security: Some(!args.no_script_security),
-        drain_limit_ms: args.drain_limit.map(secs_to_ms),
-        drain_on_stop_ms: args.drain_on_stop.map(secs_to_ms),
-        ..RawGroup::default()
-    };
-    let mut config = Config::from_raw(vec![raw], |_| String::from("--"))?;
-    if pass_on_command_line {
-        config.warnings.insert(
-            0,
-            "the password given with --pass (-p) is visible to every local user (ps); \
-             --passfile (-o) with a file of mode 600 keeps it secret"
-                .to_owned(),
-        );
-    }
-    Ok(config)
-}
-
-/// Seconds from the command line as milliseconds (negative: 0; the configuration's
-/// checks bound the rest).
-fn secs_to_ms(secs: f64) -> u64 {
-    (secs.max(0.0) * 1000.0).round() as u64
-}
+use vipd::kernel::dataplane::XdpPreference;
+use vipd::ops::control::{self, Reply, Request, Target};
 
 /// Where the log goes.
 enum LogTo {
@@ -206,7 +160,7 @@ fn main() -> ExitCode {
         bpffs_dir: cli
             .bpffs_dir
             .clone()
-            .unwrap_or_else(vipd::dataplane::default_pin_dir),
+            .unwrap_or_else(vipd::kernel::dataplane::default_pin_dir),
         xdp_mode: match cli.xdp_mode {
             XdpMode::Auto => XdpPreference::Auto,
             XdpMode::Native => XdpPreference::Native,
@@ -226,7 +180,7 @@ fn main() -> ExitCode {
             let facility = match cli.ucarp.facility.as_deref().map(config::syslog_facility) {
                 None => syslog::Facility::LOG_DAEMON,
                 Some(Ok(f)) => f,
-                Some(Err(e)) => return usage(flag_names(&format!("--{e}"))),
+                Some(Err(e)) => return usage(config::ucarp::flag_names(&format!("--{e}"))),
             };
             let log = if cli.ucarp.daemonize {
                 LogTo::Syslog {
@@ -236,9 +190,9 @@ fn main() -> ExitCode {
             } else {
                 LogTo::Stderr
             };
-            let config = match ucarp_config(cli.ucarp) {
+            let config = match config::ucarp::config_of(cli.ucarp) {
                 Ok(c) => c,
-                Err(e) => return usage(flag_names(&e.to_string())),
+                Err(e) => return usage(config::ucarp::flag_names(&e.to_string())),
             };
             serve(config, opts, debug, log)
         }
@@ -304,32 +258,6 @@ fn main() -> ExitCode {
             Err(code) => code,
         },
     }
-}
-
-/// Config field names as the ucarp flags the user typed.
-fn flag_names(msg: &str) -> String {
-    const FLAGS: &[(&str, &str)] = &[
-        ("--interface:", "--interface (-i):"),
-        ("--vhid:", "--vhid (-v):"),
-        ("--vips:", "--addr (-a):"),
-        ("--srcip:", "--srcip (-s):"),
-        ("--password:", "--pass (-p):"),
-        ("--password_file:", "--passfile (-o):"),
-        ("--advbase:", "--advbase (-b):"),
-        ("--advskew:", "--advskew (-k):"),
-        ("--dead_ratio:", "--deadratio (-r):"),
-        ("--upscript:", "--upscript (-u):"),
-        ("--downscript:", "--downscript (-d):"),
-        ("--multicast:", "--mcast (-m):"),
-        ("--facility:", "--facility (-f):"),
-        ("--script_user:", "--script-user:"),
-    ];
-    for (from, to) in FLAGS {
-        if let Some(rest) = msg.strip_prefix(from) {
-            return format!("{to}{rest}");
-        }
-    }
-    msg.to_owned()
 }
 
 /// `--drain=LIMIT` in seconds, as milliseconds.
@@ -498,7 +426,7 @@ mod tests {
         }
         let err = config::syslog_facility("local8").unwrap_err().to_string();
         assert_eq!(
-            flag_names(&format!("--{err}"))
+            config::ucarp::flag_names(&format!("--{err}"))
                 .split(" (daemon")
                 .next()
                 .unwrap(),
@@ -506,15 +434,9 @@ mod tests {
         );
     }
 
-    fn ucarp(args: &[&str]) -> UcarpArgs {
-        let mut all = vec!["vipd"];
-        all.extend_from_slice(args);
-        Cli::try_parse_from(all).unwrap().ucarp
-    }
-
     #[test]
     fn run_reads_the_default_configuration_file() {
-        assert_eq!(vipd::cli::DEFAULT_CONFIG, config::DEFAULT_PATH);
+        assert_eq!(vipd::config::cli::DEFAULT_CONFIG, config::DEFAULT_PATH);
         match Cli::try_parse_from(["vipd", "run"]).unwrap().cmd {
             Some(Cmd::Run { config, syslog }) => {
                 assert_eq!(config.to_str(), Some(config::DEFAULT_PATH));
@@ -522,59 +444,5 @@ mod tests {
             }
             _ => panic!("not run"),
         }
-    }
-
-    #[test]
-    fn a_password_on_the_command_line_is_warned_about() {
-        let c = ucarp_config(ucarp(&[
-            "-i",
-            "eth0",
-            "-v",
-            "1",
-            "-p",
-            "x",
-            "-a",
-            "10.0.0.100",
-        ]))
-        .unwrap();
-        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
-        assert!(c.warnings[0].contains("--pass (-p)"), "{:?}", c.warnings);
-    }
-
-    #[test]
-    fn script_flags_reach_the_group() {
-        let c = ucarp_config(ucarp(&[
-            "-i",
-            "eth0",
-            "-v",
-            "1",
-            "-p",
-            "x",
-            "-a",
-            "10.0.0.100",
-            "--script-user",
-            "root",
-            "-u",
-            "/bin/sh",
-        ]))
-        .unwrap();
-        assert_eq!(c.groups[0].script_user.as_ref().unwrap().uid, 0);
-        let err = ucarp_config(ucarp(&[
-            "-i",
-            "eth0",
-            "-v",
-            "1",
-            "-p",
-            "x",
-            "-a",
-            "10.0.0.100",
-            "--script-user",
-            "no-such-user-vipd",
-        ]))
-        .unwrap_err();
-        assert_eq!(
-            flag_names(&err.to_string()),
-            "--script-user: no such user: \"no-such-user-vipd\""
-        );
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use serde_json::Value;
-use vipd::control::{SCHEMA_VERSION, Status};
+use vipd::ops::control::{SCHEMA_VERSION, Status};
 
 const DOC: &str = include_str!("../../docs/status-json.md");
 

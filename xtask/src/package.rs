@@ -9,11 +9,7 @@ use anyhow::{Context, Result, bail, ensure};
 
 use crate::{cargo, run, step, workspace_root};
 
-/// The binary's command line (vipd/src/cli.rs): xtask cannot link the vipd library, which
-/// embeds the XDP object that xtask itself builds. Only its definition is used here.
-#[allow(dead_code)]
-#[path = "../../vipd/src/cli.rs"]
-mod cli;
+use vipd::config::cli;
 
 /// The cargo-deb installed when it is missing.
 const CARGO_DEB_VERSION: &str = "3.8.0";

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
-use crate::carp::{self, Advert, CarpError, Coverage, Key};
+use crate::protocol::carp::{self, Advert, CarpError, Coverage, Key};
 
 /// How many authenticated counters a group remembers to recognise a replay (about an hour
 /// of advertisements at one a second).
@@ -253,7 +253,7 @@ impl Receiver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::carp::{DEFAULT_GROUP, build_ipv4};
+    use crate::protocol::carp::{DEFAULT_GROUP, build_ipv4};
 
     const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
     const ME: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);

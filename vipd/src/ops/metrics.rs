@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use crate::control::{Pending, Reply, Request, Status};
+use crate::ops::control::{Pending, Reply, Request, Status};
 
 /// Longest a scraper may take to send its request, and the daemon to answer.
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -260,11 +260,11 @@ async fn scrape(mut stream: TcpStream, daemon: mpsc::Sender<Pending>) -> std::io
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::GroupStatus;
+    use crate::ops::control::GroupStatus;
 
     fn status(state: &str, transitions: u64) -> Status {
         Status {
-            schema: crate::control::SCHEMA_VERSION,
+            schema: crate::ops::control::SCHEMA_VERSION,
             pid: 1,
             groups: vec![GroupStatus {
                 interface: "eth0".into(),
@@ -295,13 +295,13 @@ mod tests {
             control: Default::default(),
             interfaces: Vec::new(),
             trackers: vec![
-                crate::control::TrackerStatus {
+                crate::ops::control::TrackerStatus {
                     name: "web".into(),
                     healthy: Some(false),
                     value: None,
                     since_secs: Some(0.5),
                 },
-                crate::control::TrackerStatus {
+                crate::ops::control::TrackerStatus {
                     name: "weight".into(),
                     healthy: None,
                     value: Some(3),

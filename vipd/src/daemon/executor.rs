@@ -6,14 +6,14 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tracing::{debug, info, warn};
 
-use crate::carp::{self, Advert};
 use crate::config::{GroupConfig, Vip};
-use crate::effects::{Effects, ForwardTarget};
-use crate::election::{Hook, Reason};
-use crate::garp;
-use crate::group::{self, Command};
-use crate::rx::{Receiver, SentCounters};
-use crate::scripts::ScriptRun;
+use crate::daemon::effects::{Effects, ForwardTarget};
+use crate::kernel::garp;
+use crate::ops::scripts::ScriptRun;
+use crate::protocol::carp::{self, Advert};
+use crate::protocol::election::{Hook, Reason};
+use crate::protocol::group::{self, Command};
+use crate::protocol::rx::{Receiver, SentCounters};
 
 /// The interface a group runs on.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -303,11 +303,11 @@ fn send_advert<E: Effects>(fx: &mut E, m: &mut Member, advbase: u8, advskew: u8,
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::carp::DEFAULT_GROUP;
     use crate::config::RawGroup;
-    use crate::effects::{Effect, Recorder};
-    use crate::election::Params;
-    use crate::group::{Lease, Settings};
+    use crate::daemon::effects::{Effect, Recorder};
+    use crate::protocol::carp::DEFAULT_GROUP;
+    use crate::protocol::election::Params;
+    use crate::protocol::group::{Lease, Settings};
 
     pub(crate) const ME: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
     pub(crate) const MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
@@ -332,7 +332,7 @@ pub(crate) mod tests {
             neutral: cfg.neutral,
             dead_ratio: cfg.dead_ratio,
             local_addr: ME,
-            demote_by: crate::election::DemoteBy::Advskew,
+            demote_by: crate::protocol::election::DemoteBy::Advskew,
         };
         let settings = Settings::of(&cfg);
         let vips = cfg.vips.iter().map(|v| v.addr).collect();

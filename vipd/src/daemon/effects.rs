@@ -1,17 +1,18 @@
-//! The one boundary between vipd's decisions and the kernel: ownership leases in the XDP
-//! map, frames out, VIP addresses, scripts. [`Kernel`] is the real implementation;
-//! [`Recorder`] writes down what would have happened, so that the executor and the daemon's
-//! event handling are tested without root.
-use std::collections::HashMap;
+//! The one boundary between vipd's decisions and the kernel: interfaces and the programs
+//! attached to them, groups and ownership leases in the maps, frames out, VIP addresses,
+//! scripts. [`crate::kernel::Kernel`] is the real implementation; [`Recorder`] writes down
+//! what would have happened, so that start-up, reload, the executor and the daemon's event
+//! handling are tested without root.
+use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 use std::time::Instant;
 
-use crate::addr::{AddrError, Netlink};
 use crate::config::Vip;
-use crate::dataplane::{Dataplane, DataplaneError, monotonic_ns};
-use crate::garp::LinkSender;
-use crate::group::Lease;
-use crate::scripts::{ScriptRun, ScriptRunner};
+use crate::kernel::dataplane::{DataplaneError, XdpPreference};
+use crate::kernel::netlink::{AddrError, LinkInfo};
+use crate::ops::control::InterfaceStatus;
+use crate::ops::scripts::ScriptRun;
+use crate::protocol::group::Lease;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EffectError {
@@ -26,12 +27,47 @@ pub enum EffectError {
     },
     #[error("counting connections (sock_diag): {0}")]
     SockDiag(std::io::Error),
+    #[error("{0}")]
+    Setup(String),
 }
 
 /// What the daemon does to the outside world. Each call is one side effect.
 // The daemon runs on one thread: the futures need not be Send.
 #[allow(async_fn_in_trait)]
 pub trait Effects {
+    /// What vipd needs to know of interface `name`.
+    async fn link(&mut self, name: &str) -> Result<LinkInfo, EffectError>;
+    /// The IPv4 addresses configured on `ifindex`, in the kernel's order.
+    async fn addresses(&mut self, ifindex: u32) -> Result<Vec<Ipv4Addr>, EffectError>;
+    /// Readies the data plane for `interfaces` (adopting what an earlier vipd left attached
+    /// to one of them); called once, before anything below touches it.
+    fn open_dataplane(&mut self, interfaces: &[u32]) -> Result<(), EffectError>;
+    /// Attaches the programs to `link` (named `name`) and opens its packet socket.
+    fn attach(
+        &mut self,
+        name: &str,
+        link: &LinkInfo,
+        mode: XdpPreference,
+    ) -> Result<InterfaceStatus, EffectError>;
+    /// Whether the programs are attached to `ifindex` (by this daemon).
+    fn attached(&self, ifindex: u32) -> bool;
+    /// Registers group `vhid` on `ifindex` with advertisements to `destination`, each of
+    /// `vips` "not owned": its advertisements reach the daemon, and no node answers for its
+    /// VIPs before the election says so.
+    fn register_group(
+        &mut self,
+        ifindex: u32,
+        vhid: u8,
+        destination: Ipv4Addr,
+        vips: &[Ipv4Addr],
+    ) -> Result<(), EffectError>;
+    /// Removes every VIP entry (ownership and forwarding) and group entry of the data plane
+    /// for which `keep_vip` or `keep_group` is false.
+    fn retain(
+        &mut self,
+        keep_vip: &dyn Fn(u32, Ipv4Addr) -> bool,
+        keep_group: &dyn Fn(u32, u8) -> bool,
+    ) -> Result<(), EffectError>;
     /// Writes the ownership lease of `vip` (of group `vhid`) on `ifindex`; `None`: not owned.
     fn write_lease(
         &mut self,
@@ -81,107 +117,6 @@ pub struct ForwardTarget {
     pub tail: bool,
 }
 
-/// The real side effects: BPF maps, packet sockets, rtnetlink, the script runner.
-pub struct Kernel {
-    pub dp: Dataplane,
-    pub nl: Netlink,
-    pub senders: HashMap<u32, LinkSender>,
-    pub scripts: ScriptRunner,
-}
-
-/// CLOCK_MONOTONIC nanoseconds of `t` (`Instant` is CLOCK_MONOTONIC on Linux).
-fn monotonic_ns_of(t: Instant) -> u64 {
-    let (now, now_ns) = (Instant::now(), monotonic_ns());
-    if t >= now {
-        now_ns + (t - now).as_nanos() as u64
-    } else {
-        now_ns.saturating_sub((now - t).as_nanos() as u64)
-    }
-}
-
-impl Effects for Kernel {
-    fn write_lease(
-        &mut self,
-        ifindex: u32,
-        vhid: u8,
-        vip: Ipv4Addr,
-        lease: Option<Lease>,
-    ) -> Result<(), EffectError> {
-        let owner = match lease {
-            None => vipd_common::VipOwner::NOT_OWNED,
-            Some(l) => vipd_common::VipOwner {
-                // The write itself: an advertisement the kernel saw before it (the one
-                // that made us take over, say) never ends the grace of this lease.
-                renewed_ns: monotonic_ns_of(l.renewed).max(monotonic_ns()),
-                firm_until_ns: monotonic_ns_of(l.firm_until),
-                grace_until_ns: monotonic_ns_of(l.grace_until),
-                vhid: u32::from(vhid),
-                _pad: 0,
-            },
-        };
-        Ok(self.dp.set_owner(ifindex, vip, owner)?)
-    }
-
-    fn send_frame(&mut self, ifindex: u32, frame: &[u8]) -> Result<(), EffectError> {
-        let sender = self.senders.get(&ifindex).ok_or(EffectError::Send {
-            ifindex,
-            source: std::io::Error::other("no packet socket on this interface"),
-        })?;
-        sender
-            .send(frame)
-            .map_err(|source| EffectError::Send { ifindex, source })
-    }
-
-    async fn add_address(&mut self, ifindex: u32, vip: Vip) -> Result<bool, EffectError> {
-        Ok(self.nl.add(ifindex, vip).await?)
-    }
-
-    async fn remove_address(&mut self, ifindex: u32, vip: Vip) -> Result<(), EffectError> {
-        Ok(self.nl.del(ifindex, vip).await?)
-    }
-
-    fn run_script(&mut self, run: ScriptRun) {
-        self.scripts.queue(run);
-    }
-
-    fn learn_peer(&mut self, ifindex: u32, addr: Ipv4Addr) -> Result<(), EffectError> {
-        Ok(self.dp.add_known_peer(ifindex, addr)?)
-    }
-
-    fn set_forward(
-        &mut self,
-        ifindex: u32,
-        vip: Ipv4Addr,
-        target: Option<ForwardTarget>,
-    ) -> Result<(), EffectError> {
-        let target = target.map(|t| vipd_common::DrainTarget {
-            until_ns: monotonic_ns_of(t.until),
-            peer_mac: t.peer_mac,
-            own_mac: t.own_mac,
-            peer_addr: u32::from_ne_bytes(t.peer.octets()),
-            vhid: u32::from(t.vhid),
-            flags: if t.tail { vipd_common::DRAIN_TAIL } else { 0 },
-        });
-        Ok(self.dp.set_forward(ifindex, vip, target)?)
-    }
-
-    fn open_connections(&mut self) -> Result<HashMap<Ipv4Addr, u32>, EffectError> {
-        crate::sockdiag::open_connections().map_err(EffectError::SockDiag)
-    }
-
-    fn learn_peer_mac(&mut self, ifindex: u32, mac: [u8; 6]) -> Result<(), EffectError> {
-        Ok(self.dp.add_peer_mac(ifindex, mac)?)
-    }
-
-    fn last_seen(&self, ifindex: u32, vhid: u8) -> Option<(Instant, Ipv4Addr)> {
-        let seen = self.dp.group_seen(ifindex, vhid).filter(|s| s.count > 0)?;
-        let (now, now_ns) = (Instant::now(), monotonic_ns());
-        let age = std::time::Duration::from_nanos(now_ns.saturating_sub(seen.last_seen_ns));
-        let at = now.checked_sub(age).unwrap_or(now);
-        Some((at, Ipv4Addr::from(seen.last_src.to_ne_bytes())))
-    }
-}
-
 /// One recorded side effect.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Effect {
@@ -220,14 +155,43 @@ pub enum Effect {
         ifindex: u32,
         mac: [u8; 6],
     },
+    OpenDataplane {
+        interfaces: Vec<u32>,
+    },
+    Attach {
+        ifindex: u32,
+    },
+    RegisterGroup {
+        ifindex: u32,
+        vhid: u8,
+    },
+    /// A VIP entry `retain` removed.
+    DropVip {
+        ifindex: u32,
+        vip: Ipv4Addr,
+    },
+    /// A group entry `retain` removed.
+    DropGroup {
+        ifindex: u32,
+        vhid: u8,
+    },
 }
 
 /// Records every side effect in order and carries none out. Addresses already present
-/// (`present`) make `add_address` report that vipd did not create them.
+/// (`present`) make `add_address` report that vipd did not create them; `links` are the
+/// interfaces there are. It keeps the data plane's entries (`vips`, `groups`) as the
+/// kernel would, so that what a reload leaves behind can be checked.
 #[derive(Debug, Default)]
 pub struct Recorder {
     pub log: Vec<Effect>,
     pub present: Vec<(u32, Ipv4Addr)>,
+    pub links: HashMap<String, LinkInfo>,
+    /// VIP entries of the data plane: (ifindex, VIP).
+    pub vips: BTreeSet<(u32, Ipv4Addr)>,
+    /// Group entries of the data plane: (ifindex, vhid).
+    pub groups: BTreeSet<(u32, u8)>,
+    /// Interfaces with the programs attached.
+    pub attached_to: BTreeSet<u32>,
     /// Makes `send_frame` fail, as a link without carrier does.
     pub fail_sends: bool,
     /// What `open_connections` reports.
@@ -242,6 +206,86 @@ impl Recorder {
 }
 
 impl Effects for Recorder {
+    async fn link(&mut self, name: &str) -> Result<LinkInfo, EffectError> {
+        self.links
+            .get(name)
+            .cloned()
+            .ok_or_else(|| EffectError::Address(AddrError::NoInterface(name.to_owned())))
+    }
+
+    async fn addresses(&mut self, ifindex: u32) -> Result<Vec<Ipv4Addr>, EffectError> {
+        Ok(self
+            .present
+            .iter()
+            .filter(|(i, _)| *i == ifindex)
+            .map(|(_, a)| *a)
+            .collect())
+    }
+
+    fn open_dataplane(&mut self, interfaces: &[u32]) -> Result<(), EffectError> {
+        self.log.push(Effect::OpenDataplane {
+            interfaces: interfaces.to_vec(),
+        });
+        Ok(())
+    }
+
+    fn attach(
+        &mut self,
+        name: &str,
+        link: &LinkInfo,
+        _mode: XdpPreference,
+    ) -> Result<InterfaceStatus, EffectError> {
+        self.log.push(Effect::Attach {
+            ifindex: link.index,
+        });
+        self.attached_to.insert(link.index);
+        Ok(InterfaceStatus {
+            name: name.to_owned(),
+            ifindex: link.index,
+            mode: "recorded".into(),
+            adopted: false,
+        })
+    }
+
+    fn attached(&self, ifindex: u32) -> bool {
+        self.attached_to.contains(&ifindex)
+    }
+
+    fn register_group(
+        &mut self,
+        ifindex: u32,
+        vhid: u8,
+        _destination: Ipv4Addr,
+        vips: &[Ipv4Addr],
+    ) -> Result<(), EffectError> {
+        for &vip in vips {
+            self.write_lease(ifindex, vhid, vip, None)?;
+        }
+        self.log.push(Effect::RegisterGroup { ifindex, vhid });
+        self.groups.insert((ifindex, vhid));
+        Ok(())
+    }
+
+    fn retain(
+        &mut self,
+        keep_vip: &dyn Fn(u32, Ipv4Addr) -> bool,
+        keep_group: &dyn Fn(u32, u8) -> bool,
+    ) -> Result<(), EffectError> {
+        for &(ifindex, vip) in &self.vips {
+            if !keep_vip(ifindex, vip) {
+                self.log.push(Effect::DropVip { ifindex, vip });
+            }
+        }
+        for &(ifindex, vhid) in &self.groups {
+            if !keep_group(ifindex, vhid) {
+                self.log.push(Effect::DropGroup { ifindex, vhid });
+            }
+        }
+        self.vips.retain(|&(i, v)| keep_vip(i, v));
+        self.groups.retain(|&(i, v)| keep_group(i, v));
+        Ok(())
+    }
+
     fn write_lease(
         &mut self,
         ifindex: u32,
@@ -255,6 +299,7 @@ impl Effects for Recorder {
             vip,
             lease,
         });
+        self.vips.insert((ifindex, vip));
         Ok(())
     }
 

@@ -30,7 +30,8 @@ use vipd_common::{
     TC_INGRESS_PROGRAM, VhidKey, VhidSeen, VipKey, VipOwner, XDP_PROGRAM,
 };
 
-/// The XDP/TC object built by `cargo xtask build-ebpf`.
+/// The XDP/TC object built by `cargo xtask build-ebpf` (empty when vipd was built without
+/// it: see build.rs).
 pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(env!("VIPD_EBPF_OBJ"));
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +47,12 @@ pub enum DataplaneError {
     Load(#[from] aya::EbpfError),
     #[error("the eBPF object has no {0}")]
     Missing(&'static str),
+    #[error(
+        "this vipd was built without its XDP object: run `cargo xtask build-ebpf`, then build vipd again"
+    )]
+    NoObject,
+    #[error("the data plane is used before it was opened")]
+    NotOpened,
     #[error("{what}: {source}")]
     Program {
         what: String,
@@ -82,13 +89,6 @@ fn link_err<E: std::fmt::Display>(what: impl Into<String>) -> impl FnOnce(E) -> 
         what,
         detail: e.to_string(),
     }
-}
-
-/// CLOCK_MONOTONIC in nanoseconds: the clock of `bpf_ktime_get_ns()`, used for leases.
-pub fn monotonic_ns() -> u64 {
-    let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
-        .expect("CLOCK_MONOTONIC is always available");
-    ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64
 }
 
 /// Inode of this process's network namespace: makes default paths unique per namespace.
@@ -244,6 +244,9 @@ impl Dataplane {
     /// `interfaces` (an earlier vipd died or stopped guarding), its maps are adopted: they
     /// are pinned in `pin_dir` and the loader reuses them. Otherwise the maps start empty.
     pub fn load(pin_dir: &Path, interfaces: &[u32]) -> Result<Self> {
+        if EBPF_OBJECT.is_empty() {
+            return Err(DataplaneError::NoObject);
+        }
         ensure_bpffs(pin_dir)?;
         std::fs::create_dir_all(pin_dir).map_err(|source| DataplaneError::PinDir {
             path: pin_dir.to_owned(),
@@ -760,23 +763,7 @@ const XDP_FLAGS_SKB_MODE: u32 = 1 << 1;
 const XDP_FLAGS_DRV_MODE: u32 = 1 << 2;
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_bpf_filters_program_id_is_found_among_its_options() {
-        // What the kernel sent for a `bpf` filter: name, id 1503, tag, flags, gen flags.
-        let options = [
-            20, 0, 7, 0, 118, 105, 112, 100, 95, 116, 99, 95, 105, 110, 103, 114, 101, 115, 115, 0,
-            8, 0, 11, 0, 223, 5, 0, 0, 12, 0, 10, 0, 27, 38, 39, 147, 206, 163, 86, 69, 8, 0, 8, 0,
-            1, 0, 0, 0, 8, 0, 9, 0, 8, 0, 0, 0,
-        ];
-        assert_eq!(nested_u32(&options, TCA_BPF_ID), Some(1503));
-        assert_eq!(nested_u32(&options, 99), None);
-        assert_eq!(nested_u32(&options[..22], TCA_BPF_ID), None);
-        assert_eq!(nested_u32(&[255, 255, 11, 0], TCA_BPF_ID), None);
-    }
-}
+mod tests;
 
 /// The attach flags of an XDP program attached as `attached`.
 fn xdp_flags(attached: XdpAttached) -> u32 {
@@ -962,7 +949,7 @@ fn vipd_program(ifindex: u32, id: u32) -> Result<aya::programs::ProgramInfo> {
             what: format!("ifindex {ifindex}"),
             detail: format!(
                 "another program is attached ({:?}, id {id}); vipd does not replace it: \
-                 detach it first (ip link set dev <interface> xdp off)",
+             detach it first (ip link set dev <interface> xdp off)",
                 info.name_as_str().unwrap_or("?")
             ),
         });
