@@ -136,4 +136,5 @@ async fn link_events_reach_the_election_at_once() {
 
 mod drain;
 mod reload;
+mod startup;
 mod sync;
