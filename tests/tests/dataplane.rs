@@ -25,6 +25,212 @@ fn with_dataplane<T: Send + 'static>(
     })
 }
 
+/// What the maps hold before a row's frame runs.
+#[derive(Clone, Copy, Debug)]
+enum Setup {
+    /// Nothing of vipd's: the VIP is not managed, no group is registered.
+    Nothing,
+    /// The VIP managed and not owned; group 1 registered (to 224.0.0.18).
+    NotOwned,
+    /// The VIP owned with a live lease; group 1 registered.
+    Owned,
+}
+
+/// One row of the verdict table: a frame, the state it meets, what the ingress program
+/// must do with it and the one counter it must move.
+struct Row {
+    name: &'static str,
+    setup: Setup,
+    frame: Vec<u8>,
+    verdict: u32,
+    reason: Reason,
+}
+
+/// Every packet shape the ingress programs tell apart, each with its verdict and its reason
+/// (the drain cases, which need sockets, are in drain.rs; egress needs a real send and is
+/// covered by the failover tests).
+fn verdict_table() -> Vec<Row> {
+    let ip = frames::hex(frames::UCARP_ADVERT);
+    let advert = frames::ipv4(&ip);
+    let edit = |at: usize, f: fn(&mut u8)| {
+        let mut p = ip.clone();
+        f(&mut p[at]);
+        frames::ipv4(&p)
+    };
+    let req = frames::arp(1, Ipv4Addr::new(10, 0, 0, 200), VIP);
+    let reply = frames::arp(2, VIP, Ipv4Addr::new(10, 0, 0, 200));
+    let mut vrrp = ip[..20].to_vec();
+    vrrp[3] = 40;
+    vrrp.extend_from_slice(&[
+        0x21, 1, 100, 1, 1, 1, 0, 0, 10, 0, 0, 100, 0, 0, 0, 0, 0, 0, 0, 0,
+    ]);
+    let mut v6 = frames::tcp_syn(VIP);
+    v6[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
+    use Setup::*;
+    let row = |name, setup, frame, verdict, reason| Row {
+        name,
+        setup,
+        frame,
+        verdict,
+        reason,
+    };
+    vec![
+        row(
+            "ARP request, unmanaged address",
+            Nothing,
+            req.clone(),
+            XDP_PASS,
+            Reason::PassArpRequest,
+        ),
+        row(
+            "ARP request, VIP not owned",
+            NotOwned,
+            req.clone(),
+            XDP_DROP,
+            Reason::DropArpNotOwned,
+        ),
+        row(
+            "ARP request, VIP owned",
+            Owned,
+            req.clone(),
+            XDP_PASS,
+            Reason::PassArpOwnedVip,
+        ),
+        row(
+            "ARP reply for a VIP not owned",
+            NotOwned,
+            reply,
+            XDP_PASS,
+            Reason::PassArpOther,
+        ),
+        row(
+            "802.1Q ARP request, VIP not owned",
+            NotOwned,
+            frames::tagged(&req, &[(0x8100, 100)]),
+            XDP_DROP,
+            Reason::DropArpNotOwned,
+        ),
+        row(
+            "priority-tagged ARP request, VIP not owned",
+            NotOwned,
+            frames::tagged(&req, &[(0x8100, 0)]),
+            XDP_DROP,
+            Reason::DropArpNotOwned,
+        ),
+        row(
+            "QinQ ARP request, VIP owned",
+            Owned,
+            frames::tagged(&req, &[(0x88a8, 7), (0x8100, 100)]),
+            XDP_PASS,
+            Reason::PassArpOwnedVip,
+        ),
+        row(
+            "advertisement of a configured group",
+            NotOwned,
+            advert.clone(),
+            XDP_PASS,
+            Reason::PassCarpToDaemon,
+        ),
+        row(
+            "802.1Q advertisement of a configured group",
+            NotOwned,
+            frames::tagged(&advert, &[(0x8100, 100)]),
+            XDP_PASS,
+            Reason::PassCarpToDaemon,
+        ),
+        row(
+            "advertisement of a group not configured here",
+            Nothing,
+            advert.clone(),
+            XDP_PASS,
+            Reason::PassCarpOtherVhid,
+        ),
+        row(
+            "advertisement with TTL 64",
+            NotOwned,
+            edit(8, |b| *b = 64),
+            XDP_DROP,
+            Reason::DropCarpBadTtl,
+        ),
+        row(
+            "fragment of protocol 112",
+            NotOwned,
+            edit(6, |b| *b |= 0x20),
+            XDP_DROP,
+            Reason::DropCarpFragment,
+        ),
+        row(
+            "advertisement to another destination",
+            NotOwned,
+            edit(19, |b| *b = 19),
+            XDP_DROP,
+            Reason::DropCarpBadDestination,
+        ),
+        row(
+            "protocol 112 of VRRP's size",
+            NotOwned,
+            frames::ipv4(&vrrp),
+            XDP_PASS,
+            Reason::PassProto112NotCarp,
+        ),
+        row(
+            "TCP SYN to the VIP",
+            Owned,
+            frames::tcp_syn(VIP),
+            XDP_PASS,
+            Reason::PassIpv4Other,
+        ),
+        row("IPv6", NotOwned, v6, XDP_PASS, Reason::PassOther),
+        row(
+            "runt frame",
+            NotOwned,
+            req[..20].to_vec(),
+            XDP_PASS,
+            Reason::PassTruncated,
+        ),
+    ]
+}
+
+#[test]
+fn each_packet_shape_gets_its_verdict_and_moves_its_one_counter() {
+    let lab = Lab::new("table", 1).unwrap();
+    with_dataplane(&lab, |dp, ifindex| {
+        let _ring = dp.take_adverts().unwrap();
+        for row in verdict_table() {
+            let now = monotonic_ns();
+            let _ = dp.retain(|_, _| false, |_, _| false);
+            match row.setup {
+                Setup::Nothing => {}
+                Setup::NotOwned | Setup::Owned => {
+                    let owner = match row.setup {
+                        Setup::Owned => VipOwner {
+                            renewed_ns: now,
+                            firm_until_ns: now + 10_000_000_000,
+                            grace_until_ns: now + 10_000_000_000,
+                            vhid: 1,
+                            _pad: 0,
+                        },
+                        _ => VipOwner::NOT_OWNED,
+                    };
+                    dp.set_owner(ifindex, VIP, owner).unwrap();
+                    dp.add_group(ifindex, 1, Ipv4Addr::new(224, 0, 0, 18))
+                        .unwrap();
+                }
+            }
+            let before = dp.counters().unwrap();
+            let (verdict, _) = dp.test_run_xdp(&row.frame, ifindex, 1).unwrap();
+            let after = dp.counters().unwrap();
+            assert_eq!(verdict, row.verdict, "{}: verdict", row.name);
+            for r in Reason::ALL {
+                let moved = after.get(r) - before.get(r);
+                let want = u64::from(r == row.reason);
+                assert_eq!(moved, want, "{}: counter {r:?}", row.name);
+            }
+            eprintln!("    {:<46} verdict {verdict} {:?}", row.name, row.reason);
+        }
+    });
+}
+
 #[test]
 fn classifies_hand_built_frames() {
     let lab = Lab::new("testrun", 1).unwrap();

@@ -11,4 +11,6 @@ pub mod daemon;
 pub mod kernel;
 pub mod ops;
 pub mod protocol;
+#[cfg(test)]
+mod testing;
 pub mod trackers;

@@ -35,6 +35,9 @@ enum Cmd {
         #[arg(trailing_var_arg = true)]
         filter: Vec<String>,
     },
+    /// The quick loop, without root or network namespaces: format, clippy and the unit
+    /// tests (the eBPF crate is linted by `test`).
+    Check,
     /// Two vipd nodes and a client in network namespaces: hand the VIP over while pinging it.
     Demo,
     /// Build the Debian package (target/debian/vipd_*.deb) with its man page and shell
@@ -99,6 +102,7 @@ fn main() -> Result<()> {
     match cli.cmd {
         Cmd::BuildEbpf => build_ebpf(),
         Cmd::Test { filter } => test(&filter),
+        Cmd::Check => check(),
         Cmd::Deb => package::build().and_then(|deb| package::check(&deb)),
         Cmd::Demo => {
             ensure_apt()?;
@@ -316,6 +320,24 @@ pub fn build_all() -> Result<()> {
     build_ebpf()?;
     step("building vipd (release)");
     run(cargo("stable").args(["build", "--release", "-p", "vipd"]))
+}
+
+fn check() -> Result<()> {
+    step("cargo fmt --check");
+    run(cargo("stable").args(["fmt", "--all", "--check"]))?;
+    step("cargo clippy --workspace --all-targets -- -D warnings");
+    run(cargo("stable").args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    step("unit tests");
+    run(cargo("stable").args(["test", "--workspace", "--exclude", "vipd-tests"]))?;
+    step("checks passed (the netns suite: cargo xtask test)");
+    Ok(())
 }
 
 fn test(filter: &[String]) -> Result<()> {

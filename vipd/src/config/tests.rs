@@ -1,4 +1,5 @@
 use super::*;
+use crate::testing::{Scratch, chmod};
 
 fn parse(text: &str) -> Result<Config, ConfigError> {
     Config::from_toml(Path::new("test.toml"), text)
@@ -194,37 +195,6 @@ fn every_timeout_and_interval_is_above_zero_and_at_most_a_day() {
     let c = parse(&format!("{BASE}garp_refresh_ms=10")).unwrap();
     assert_eq!(c.groups[0].garp_refresh, Some(Duration::from_millis(10)));
     assert_eq!(c.groups[0].script_timeout, Duration::from_secs(10));
-}
-
-/// A directory of mode 0755 under the temporary directory, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("vipd-cfg-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        chmod(&dir, 0o755);
-        Scratch(dir)
-    }
-
-    fn file(&self, name: &str, text: &str, mode: u32) -> PathBuf {
-        let p = self.0.join(name);
-        std::fs::write(&p, text).unwrap();
-        chmod(&p, mode);
-        p
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn chmod(p: &Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
 #[test]

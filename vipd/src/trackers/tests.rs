@@ -1,4 +1,5 @@
 use super::*;
+use crate::testing::Scratch;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Instant;
 
@@ -330,25 +331,6 @@ async fn http_tracker_times_out_on_a_silent_server() {
     }])
     .unwrap();
     assert_eq!(next(&mut rx, SOON).await, health("up", true));
-}
-
-/// A scratch directory of mode 0755 under the temporary directory, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("vipd-trackers-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn sh(name: &str, script: &str, timeout_ms: u64) -> TrackerConfig {

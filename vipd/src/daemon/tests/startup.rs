@@ -7,20 +7,19 @@ use super::super::*;
 use crate::config::Config;
 use crate::daemon::effects::{Effect, Recorder};
 use crate::kernel::dataplane::XdpPreference;
+use crate::testing::Scratch;
 
 const ETH0: u32 = 2;
 const OWN: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 
-/// A configuration file of its own, removed with it.
-struct ConfigFile(PathBuf);
+/// A configuration file in a scratch directory of its own.
+/// The directory goes (with the file) when the `ConfigFile` does.
+struct ConfigFile(PathBuf, #[allow(dead_code)] Scratch);
 
 impl ConfigFile {
     fn new(tag: &str) -> ConfigFile {
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        ConfigFile(
-            std::env::temp_dir().join(format!("vipd-unit-{}-{tag}-{n}.toml", std::process::id())),
-        )
+        let dir = Scratch::new(&format!("startup-{tag}"));
+        ConfigFile(dir.0.join("vipd.toml"), dir)
     }
 
     fn write(&self, groups: &[(u8, &str)]) -> Config {
@@ -40,12 +39,6 @@ impl ConfigFile {
     /// A demotions file nobody writes.
     fn demotions(&self) -> PathBuf {
         self.0.with_extension("demoted")
-    }
-}
-
-impl Drop for ConfigFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
     }
 }
 
@@ -96,12 +89,12 @@ async fn all_master(d: &mut Daemon<Recorder>, t0: Instant) -> Instant {
 
 /// Runs the timers until the groups a reload removed have gone (as the event loop does,
 /// settling after every event).
-async fn until_settled(d: &mut Daemon<Recorder>, demotions: &std::path::Path, mut t: Instant) {
+async fn until_settled(d: &mut Daemon<Recorder>, demotions: &std::path::Path) {
     for _ in 0..100 {
         if !d.reloading() {
             return;
         }
-        t = d.next_deadline().unwrap();
+        let t = d.next_deadline().unwrap();
         d.on_timers(t).await;
         settle(d, demotions).await;
     }
@@ -161,7 +154,7 @@ async fn a_removed_group_hands_over_before_its_address_and_entries_go() {
     let config = file.write(&[(1, "10.0.0.100"), (2, "10.0.0.102")]);
     let opts = options(&file);
     let mut d = start(config, recorder(&[]), &opts).await.unwrap();
-    let t = all_master(&mut d, Instant::now()).await;
+    all_master(&mut d, Instant::now()).await;
     file.write(&[(1, "10.0.0.100")]);
     let mut trackers = Trackers::start(Vec::new()).unwrap();
     let summary = reload(&mut d, &opts, &mut trackers, &file.demotions())
@@ -191,7 +184,7 @@ async fn a_removed_group_hands_over_before_its_address_and_entries_go() {
         )),
         "{log:?}"
     );
-    until_settled(&mut d, &file.demotions(), t).await;
+    until_settled(&mut d, &file.demotions()).await;
     let log = d.fx.take();
     assert!(log.contains(&Effect::RemoveAddress {
         ifindex: ETH0,
@@ -215,7 +208,7 @@ async fn an_address_another_group_needs_is_kept() {
     let config = file.write(&[(1, "10.0.0.100"), (2, "10.0.0.102")]);
     let opts = options(&file);
     let mut d = start(config, recorder(&[]), &opts).await.unwrap();
-    let t = all_master(&mut d, Instant::now()).await;
+    all_master(&mut d, Instant::now()).await;
     // The VIP moves from vhid 2 to a new vhid 3.
     file.write(&[(1, "10.0.0.100"), (3, "10.0.0.102")]);
     let mut trackers = Trackers::start(Vec::new()).unwrap();
@@ -229,7 +222,7 @@ async fn an_address_another_group_needs_is_kept() {
             .any(|e| matches!(e, Effect::RegisterGroup { vhid: 3, .. })),
         "vhid 3 started while vhid 2 still held its VIP"
     );
-    until_settled(&mut d, &file.demotions(), t).await;
+    until_settled(&mut d, &file.demotions()).await;
     let log = d.fx.take();
     let moved = Ipv4Addr::new(10, 0, 0, 102);
     assert!(
@@ -261,13 +254,13 @@ async fn a_hand_added_vip_of_a_removed_group_stays_guarded() {
     let config = file.write(&[(1, "10.0.0.100"), (2, "10.0.0.102")]);
     let opts = options(&file);
     let mut d = start(config, recorder(&[by_hand]), &opts).await.unwrap();
-    let t = all_master(&mut d, Instant::now()).await;
+    all_master(&mut d, Instant::now()).await;
     file.write(&[(1, "10.0.0.100")]);
     let mut trackers = Trackers::start(Vec::new()).unwrap();
     reload(&mut d, &opts, &mut trackers, &file.demotions())
         .await
         .unwrap();
-    until_settled(&mut d, &file.demotions(), t).await;
+    until_settled(&mut d, &file.demotions()).await;
     let log = d.fx.take();
     // vipd did not add it: it stays, and so does its entry, "not owned".
     assert!(

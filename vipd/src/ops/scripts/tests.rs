@@ -1,5 +1,5 @@
 use super::*;
-use std::os::unix::fs::PermissionsExt;
+use crate::testing::{Scratch, chmod};
 
 fn run(vhid: u8, vip: &str, script: &str) -> ScriptRun {
     ScriptRun {
@@ -98,40 +98,15 @@ fn a_full_queue_drops_its_oldest_run_and_counts_it() {
     );
 }
 
-/// A scratch directory of mode 0755 under the temporary directory, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("vipd-scripts-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        chmod(&dir, 0o755);
-        Scratch(dir)
-    }
-
-    fn script(&self, name: &str, mode: u32) -> PathBuf {
-        let p = self.0.join(name);
-        std::fs::write(&p, "#!/bin/sh\nexit 0\n").unwrap();
-        chmod(&p, mode);
-        p
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn chmod(p: &Path, mode: u32) {
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+/// A script that exits 0, with `mode`, in `s`.
+fn script(s: &Scratch, name: &str, mode: u32) -> PathBuf {
+    s.file(name, "#!/bin/sh\nexit 0\n", mode)
 }
 
 #[test]
 fn a_script_only_its_owners_can_change_is_accepted() {
     let s = Scratch::new("ok");
-    let p = s.script("up.sh", 0o755);
+    let p = script(&s, "up.sh", 0o755);
     check_script(&p, None).unwrap();
     // `..` is taken after the directory before it, as the kernel takes it.
     assert!(check_script(&s.0.join("sub/../up.sh"), None).is_err());
@@ -145,7 +120,7 @@ fn a_script_only_its_owners_can_change_is_accepted() {
 fn a_script_writable_by_group_or_others_is_refused() {
     let s = Scratch::new("mode");
     for mode in [0o777, 0o775, 0o757] {
-        let p = s.script(&format!("up{mode:o}.sh"), mode);
+        let p = script(&s, &format!("up{mode:o}.sh"), mode);
         let err = check_script(&p, None).unwrap_err();
         assert!(
             err.contains(&p.display().to_string()) && err.contains("writable"),
@@ -191,7 +166,7 @@ fn a_directory_above_writable_by_others_is_refused_unless_sticky() {
 #[test]
 fn a_symbolic_link_is_checked_along_both_paths() {
     let s = Scratch::new("link");
-    let real = s.script("real.sh", 0o755);
+    let real = script(&s, "real.sh", 0o755);
     let open = s.0.join("open");
     std::fs::create_dir(&open).unwrap();
     chmod(&open, 0o777);
@@ -223,7 +198,7 @@ fn a_symbolic_link_is_checked_along_both_paths() {
 #[test]
 fn a_script_owned_by_another_user_is_refused_unless_it_is_the_script_user() {
     let s = Scratch::new("owner");
-    let p = s.script("up.sh", 0o755);
+    let p = script(&s, "up.sh", 0o755);
     let other = 4242;
     std::os::unix::fs::chown(&p, Some(other), None).unwrap_or_else(|e| {
         panic!("chown needs root (the tests run as root): {e}");
@@ -254,7 +229,7 @@ fn missing_and_odd_paths_are_errors() {
     assert!(check_script(&s.0.join("nope.sh"), None).is_err());
     let err = check_script(&s.0, None).unwrap_err();
     assert!(err.contains("not a regular file"), "{err}");
-    let f = s.script("f", 0o755);
+    let f = script(&s, "f", 0o755);
     assert!(
         check_script(&f.join("x"), None)
             .unwrap_err()
