@@ -34,8 +34,8 @@ use std::time::Duration;
 
 use crate::protocol::carp::{BOW_OUT, interval_of, skew};
 
-/// The state of one group. A `Fault` state can be added later: states are matched
-/// explicitly (no catch-all), so the compiler lists every place that must handle it.
+/// The state of one group. States are matched explicitly (no catch-all), so a new state
+/// does not compile until every place handles it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
     Init,
