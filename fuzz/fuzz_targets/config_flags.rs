@@ -8,8 +8,8 @@
 //! `vipd_fuzz::password_file`); script paths are only checked for existence.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
 use clap::Parser;
+use libfuzzer_sys::fuzz_target;
 use vipd::config::Config;
 use vipd::config::cli::Cli;
 use vipd::config::ucarp;

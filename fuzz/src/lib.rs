@@ -5,8 +5,8 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
-use vipd::protocol::carp::{Coverage, DEFAULT_GROUP, Key};
 use vipd::config::{Config, RawGroup};
+use vipd::protocol::carp::{Coverage, DEFAULT_GROUP, Key};
 
 /// The group every receiving target is configured with: vhid 1, one VIP, password
 /// "secret", advertisements to 224.0.0.18. It matches the ucarp 1.5.2 capture in the seed
