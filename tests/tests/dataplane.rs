@@ -361,7 +361,7 @@ fn classifies_hand_built_frames() {
         // over 802.1Q.
         dp.set_owner(ifindex, VIP, VipOwner::NOT_OWNED).unwrap();
         let dropped = dp.counters().unwrap().get(Reason::DropArpNotOwned);
-        let to_daemon = |c: &vipd::kernel::dataplane::Counters| {
+        let to_daemon = |c: &vipd::kernel::dataplane::ReasonCounts| {
             c.get(Reason::PassCarpToDaemon) + c.get(Reason::PassCarpKnownPeer)
         };
         let adverts = to_daemon(&dp.counters().unwrap());

@@ -13,4 +13,4 @@ pub mod ops;
 pub mod protocol;
 #[cfg(test)]
 mod testing;
-pub mod trackers;
+pub(crate) mod trackers;

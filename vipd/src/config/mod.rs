@@ -314,5 +314,5 @@ pub mod cli;
 mod group;
 #[cfg(test)]
 mod tests;
-pub mod trackers;
+pub(crate) mod trackers;
 pub mod ucarp;

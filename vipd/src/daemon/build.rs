@@ -7,13 +7,13 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 
 use super::effects::Effects;
-use super::executor::{Counters, Link, Member, Tx};
+use super::executor::{GroupCounters, Link, Member, Tx};
 use super::{Daemon, Options, TrackerReport};
 use crate::config::{AddressMode, Config, DemoteMode, GroupConfig};
 use crate::kernel::Kernel;
 use crate::kernel::netlink::LinkInfo;
 use crate::protocol::election::{DemoteBy, Params};
-use crate::protocol::group::{Group, Settings};
+use crate::protocol::group::{GroupCore, Settings};
 use crate::protocol::rx::Receiver;
 
 /// Builds the real daemon (see [`start`]).
@@ -192,7 +192,7 @@ pub(super) async fn member<E: Effects>(
             index: link.index,
             mac: link.mac,
         },
-        core: Group::new(params, settings),
+        core: GroupCore::new(params, settings),
         rx: Receiver::new(
             label,
             g.vhid,
@@ -203,7 +203,7 @@ pub(super) async fn member<E: Effects>(
             g.coverage,
         ),
         tx,
-        counters: Counters::new(now),
+        counters: GroupCounters::new(now),
         added,
         peer_macs: Default::default(),
         cfg: g,

@@ -48,7 +48,7 @@ impl Tx {
 
 /// What `vipd status` reports of a group beyond its state.
 #[derive(Clone, Copy, Debug)]
-pub struct Counters {
+pub struct GroupCounters {
     pub since: Instant,
     pub transitions: u64,
     pub adverts_sent: u64,
@@ -60,9 +60,9 @@ pub struct Counters {
     pub drain_left: Option<u32>,
 }
 
-impl Counters {
-    pub fn new(now: Instant) -> Counters {
-        Counters {
+impl GroupCounters {
+    pub fn new(now: Instant) -> GroupCounters {
+        GroupCounters {
             since: now,
             transitions: 0,
             adverts_sent: 0,
@@ -79,10 +79,10 @@ impl Counters {
 pub struct Member {
     pub cfg: GroupConfig,
     pub link: Link,
-    pub core: group::Group,
+    pub core: group::GroupCore,
     pub rx: Receiver,
     pub tx: Tx,
-    pub counters: Counters,
+    pub counters: GroupCounters,
     /// VIP addresses vipd created (and removes when it stops).
     pub added: Vec<Vip>,
     /// The MAC each peer's regular advertisements come from: where a graceful take-over
@@ -304,7 +304,7 @@ fn send_advert<E: Effects>(fx: &mut E, m: &mut Member, advbase: u8, advskew: u8,
 pub(crate) mod tests {
     use super::*;
     use crate::config::RawGroup;
-    use crate::daemon::effects::{Effect, Recorder};
+    use crate::daemon::recorder::{Effect, Recorder};
     use crate::protocol::carp::DEFAULT_GROUP;
     use crate::protocol::election::Params;
     use crate::protocol::group::{Lease, Settings};
@@ -342,7 +342,7 @@ pub(crate) mod tests {
                 index: IFINDEX,
                 mac: MAC,
             },
-            core: group::Group::new(params, settings),
+            core: group::GroupCore::new(params, settings),
             rx: Receiver::new(
                 "eth0/vhid1".into(),
                 1,
@@ -353,7 +353,7 @@ pub(crate) mod tests {
                 cfg.coverage,
             ),
             tx: Tx::new(ME, 1000, 7),
-            counters: Counters::new(Instant::now()),
+            counters: GroupCounters::new(Instant::now()),
             added: Vec::new(),
             peer_macs: Default::default(),
             cfg,

@@ -26,8 +26,10 @@ use executor::Member;
 use vipd_common::IPV4_HLEN;
 
 mod build;
-pub mod effects;
-pub mod executor;
+pub(crate) mod effects;
+pub(crate) mod executor;
+#[cfg(test)]
+pub(crate) mod recorder;
 mod reload;
 mod run;
 mod status;

@@ -15,10 +15,10 @@
 pub mod clock;
 pub mod dataplane;
 mod effects;
-pub mod garp;
-pub mod netlink;
+pub(crate) mod garp;
+pub(crate) mod netlink;
 mod rings;
-pub mod sockdiag;
+pub(crate) mod sockdiag;
 
 pub use effects::Kernel;
 pub use rings::Rings;

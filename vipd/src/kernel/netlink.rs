@@ -176,20 +176,6 @@ impl Netlink {
             .collect())
     }
 
-    /// The interface's first IPv4 address that is not one of `exclude` (the VIPs).
-    pub async fn primary_v4(
-        &self,
-        index: u32,
-        exclude: &[Ipv4Addr],
-    ) -> Result<Option<Ipv4Addr>, AddrError> {
-        Ok(self
-            .addresses(index)
-            .await?
-            .into_iter()
-            .map(|(_, a)| a)
-            .find(|a| !exclude.contains(a)))
-    }
-
     /// The IPv4 addresses configured on interface `index`.
     pub async fn configured(&self, index: u32) -> Result<Vec<Ipv4Addr>, AddrError> {
         Ok(self

@@ -310,10 +310,10 @@ enum Refusal {
 /// The server's counters, shared with the daemon, which reads them with
 /// [`ServerStats::snapshot`].
 #[derive(Clone, Debug, Default)]
-pub struct ServerStats(Arc<Counters>);
+pub struct ServerStats(Arc<ServerCounters>);
 
 #[derive(Debug, Default)]
-struct Counters {
+struct ServerCounters {
     timeout: AtomicU64,
     too_large: AtomicU64,
     too_many_connections: AtomicU64,

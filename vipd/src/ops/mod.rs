@@ -4,8 +4,8 @@
 //!
 //! Serves and reports; never decides ownership: requests go to the daemon as events.
 pub mod control;
-pub mod metrics;
-pub mod privileges;
-pub mod scripts;
-pub mod state;
-pub mod systemd;
+pub(crate) mod metrics;
+pub(crate) mod privileges;
+pub(crate) mod scripts;
+pub(crate) mod state;
+pub(crate) mod systemd;

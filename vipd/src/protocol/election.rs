@@ -6,7 +6,7 @@
 //! It is pure: `(state, event, now) -> (state, actions)` with no I/O and no clock reads. The
 //! caller passes `now`, feeds timer expiries and received advertisements as events, and
 //! carries out the returned [`Action`]s in order. Every state change goes through one
-//! function, `Group::set_state`, which emits exactly one [`Action::Transition`].
+//! function, `Election::set_state`, which emits exactly one [`Action::Transition`].
 //!
 //! Rules, with where they come from:
 //! - Start: INIT -> BACKUP, master-down armed; the down hook runs on entering BACKUP unless
@@ -288,7 +288,7 @@ pub enum Action {
     },
     /// Disarm a timer (nothing happens if it is not armed).
     Cancel(Timer),
-    /// The state changed; emitted once per change, by `Group::set_state` only.
+    /// The state changed; emitted once per change, by `Election::set_state` only.
     Transition {
         from: State,
         to: State,
@@ -334,7 +334,7 @@ impl Rank {
 
 /// The election state of one group.
 #[derive(Clone, Debug)]
-pub struct Group {
+pub struct Election {
     params: Params,
     state: State,
     /// OpenBSD's demote counter, sent in byte 4 of our advertisements.
@@ -354,9 +354,9 @@ pub struct Group {
     demotion: u8,
 }
 
-impl Group {
-    pub fn new(params: Params) -> Group {
-        Group {
+impl Election {
+    pub fn new(params: Params) -> Election {
+        Election {
             params,
             state: State::Init,
             demote_count: 0,

@@ -214,7 +214,7 @@ pub enum Command {
     /// Forward nothing any more.
     StopForwarding,
     /// Count this node's connections to the VIPs and report when none is left
-    /// ([`Group::drained`]); the drain ends at `until` anyway.
+    /// ([`GroupCore::drained`]); the drain ends at `until` anyway.
     Drain { until: Instant },
     /// The drain ended: every connection closed, or (`limit`) the limit passed, or the
     /// node took the VIPs again.
@@ -275,8 +275,8 @@ impl Timers {
 
 /// One group: election, timers and ownership.
 #[derive(Clone, Debug)]
-pub struct Group {
-    election: election::Group,
+pub struct GroupCore {
+    election: election::Election,
     settings: Settings,
     timers: Timers,
     ownership: Ownership,
@@ -291,10 +291,10 @@ pub struct Group {
     draining: Option<Instant>,
 }
 
-impl Group {
-    pub fn new(params: Params, settings: Settings) -> Group {
-        Group {
-            election: election::Group::new(params),
+impl GroupCore {
+    pub fn new(params: Params, settings: Settings) -> GroupCore {
+        GroupCore {
+            election: election::Election::new(params),
             settings,
             timers: Timers::default(),
             ownership: Ownership::Released,
@@ -317,7 +317,7 @@ impl Group {
     }
 
     /// Starts draining at `now` for at most `limit` (`vipd demote --drain`, a stop): the
-    /// daemon counts the connections to the VIPs and reports [`Group::drained`]. A MASTER
+    /// daemon counts the connections to the VIPs and reports [`GroupCore::drained`]. A MASTER
     /// does not drain: its connections are its own.
     pub fn start_drain(&mut self, limit: Duration, now: Instant) -> Vec<Command> {
         let mut out = Vec::new();
@@ -368,7 +368,7 @@ impl Group {
         }
     }
 
-    pub fn election(&self) -> &election::Group {
+    pub fn election(&self) -> &election::Election {
         &self.election
     }
 
@@ -393,7 +393,7 @@ impl Group {
         self.worst_advert_delay
     }
 
-    /// The next instant at which [`Group::tick`] has work.
+    /// The next instant at which [`GroupCore::tick`] has work.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.timers.next()
     }

@@ -6,7 +6,7 @@
 //! Pure: no I/O, no clock of its own (times come in with the events), no import from
 //! `daemon`, `kernel` or `ops`. Every rule here has a virtual-clock unit test.
 pub mod carp;
-pub mod election;
-pub mod group;
-pub mod reload;
+pub(crate) mod election;
+pub(crate) mod group;
+pub(crate) mod reload;
 pub mod rx;

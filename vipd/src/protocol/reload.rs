@@ -59,6 +59,7 @@ impl Plan {
     }
 
     /// Whether the reload changes nothing at all.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.update.is_empty()
             && self.replace.is_empty()

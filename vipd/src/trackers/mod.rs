@@ -53,13 +53,11 @@ mod process;
 mod tests;
 
 pub use crate::config::trackers::{TrackerConfig, TrackerKind};
-pub use file::parse_value;
 use file::*;
 use interface::*;
+pub use probe::http_request;
 use probe::*;
-pub use probe::{http_request, parse_status_line, status_line};
 use process::*;
-pub use process::{comm_matches, parse_pidfile, parse_stat};
 
 /// How often a process tracker scans /proc while no matching process is watched.
 pub const PROCESS_RESCAN: Duration = Duration::from_millis(200);

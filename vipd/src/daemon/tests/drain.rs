@@ -1,7 +1,7 @@
 use super::super::*;
 use super::{PEER, advert, daemon};
-use crate::daemon::effects::Effect;
 use crate::daemon::executor::tests::IFINDEX;
+use crate::daemon::recorder::Effect;
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_take_over_from_a_bow_out_forwards_to_the_mac_of_the_masters_advertisements() {

@@ -1,6 +1,6 @@
 use super::*;
-use crate::daemon::effects::{Effect, Recorder};
 use crate::daemon::executor::tests::{IFINDEX, member};
+use crate::daemon::recorder::{Effect, Recorder};
 use crate::protocol::carp::{Advert, DEFAULT_GROUP, Key, build_ipv4};
 use crate::protocol::election::State;
 

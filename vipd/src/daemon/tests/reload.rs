@@ -1,6 +1,6 @@
 use super::super::*;
-use crate::daemon::effects::{Effect, Recorder};
 use crate::daemon::executor::tests::{IFINDEX, member};
+use crate::daemon::recorder::{Effect, Recorder};
 
 /// One group, MASTER, with its effects so far taken.
 async fn master() -> (Daemon<Recorder>, Instant) {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use super::super::reload::{Trackers, reload, settle};
 use super::super::*;
 use crate::config::Config;
-use crate::daemon::effects::{Effect, Recorder};
+use crate::daemon::recorder::{Effect, Recorder};
 use crate::kernel::dataplane::XdpPreference;
 use crate::testing::Scratch;
 

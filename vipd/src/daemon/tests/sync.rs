@@ -1,7 +1,7 @@
 use super::super::*;
 use crate::config::TrackRef;
-use crate::daemon::effects::Recorder;
 use crate::daemon::executor::tests::{IFINDEX, member};
+use crate::daemon::recorder::Recorder;
 use crate::protocol::group::TrackerUpdate;
 
 /// Two groups of sync group "edge" on one interface, both MASTER; the first tracks

@@ -41,8 +41,8 @@ fn advert_from(n: u8, advbase: u8, advskew: u8) -> Event {
 
 /// A group started at `t0` and MASTER after its master-down, with the commands of
 /// the take-over.
-fn master(p: Params, s: Settings, t0: Instant) -> (Group, Instant, Vec<Command>) {
-    let mut g = Group::new(p, s);
+fn master(p: Params, s: Settings, t0: Instant) -> (GroupCore, Instant, Vec<Command>) {
+    let mut g = GroupCore::new(p, s);
     g.step(Event::Start, t0);
     let t = g.next_deadline().unwrap();
     let out = g.tick(t);
@@ -238,7 +238,7 @@ fn shutdown_runs_the_down_script_only_when_asked() {
         );
         assert!(g.is_handing_over());
         // A BACKUP that stops releases nothing and runs nothing (without -z).
-        let mut b = Group::new(params(2, 1, 0), settings());
+        let mut b = GroupCore::new(params(2, 1, 0), settings());
         b.step(Event::Start, t0);
         assert_eq!(
             b.step(Event::Shutdown, t0 + ms(1)),
@@ -313,7 +313,7 @@ fn move_mode_adds_and_removes_the_addresses() {
         move_addresses: true,
         ..settings()
     };
-    let mut g = Group::new(params(1, 1, 0), s.clone());
+    let mut g = GroupCore::new(params(1, 1, 0), s.clone());
     let out = g.step(Event::Start, t0);
     assert_eq!(
         out[1..3],
@@ -336,7 +336,7 @@ fn move_mode_adds_and_removes_the_addresses() {
 #[test]
 fn a_bow_out_is_honoured_only_from_the_master_we_follow() {
     let t0 = Instant::now();
-    let mut g = Group::new(params(2, 1, 100), settings());
+    let mut g = GroupCore::new(params(2, 1, 100), settings());
     g.step(Event::Start, t0);
     g.step(advert_from(1, 1, 0), t0 + ms(10));
     // A replayed bow-out from another address changes nothing, not even master-down.
@@ -419,7 +419,7 @@ fn a_failed_service_hands_over_at_once_and_recovery_goes_through_backup() {
 #[test]
 fn a_fault_while_the_link_is_down_is_remembered_both_ways() {
     let t0 = Instant::now();
-    let mut g = Group::new(params(1, 1, 0), tracked(&[("web", None)]));
+    let mut g = GroupCore::new(params(1, 1, 0), tracked(&[("web", None)]));
     g.step(Event::Start, t0);
     g.step(Event::LinkDown, t0);
     g.track("web", TrackerUpdate::Health(false), t0);
@@ -497,7 +497,7 @@ fn weights_go_into_the_demote_count_when_asked() {
         }
     );
     // A BACKUP takes over from a more demoted MASTER without preemption.
-    let mut b = Group::new(params(2, 1, 100), settings());
+    let mut b = GroupCore::new(params(2, 1, 100), settings());
     b.step(Event::Start, t0);
     let demoted = Event::Advert {
         src: Ipv4Addr::new(10, 0, 0, 1),
@@ -537,8 +537,8 @@ fn forwards(out: &[Command]) -> Vec<Command> {
 }
 
 /// A BACKUP following 10.0.0.1, started at `t0`.
-fn follower(n: u8, t0: Instant) -> Group {
-    let mut g = Group::new(params(n, 1, 100), settings());
+fn follower(n: u8, t0: Instant) -> GroupCore {
+    let mut g = GroupCore::new(params(n, 1, 100), settings());
     g.step(Event::Start, t0);
     g.step(advert_from(1, 1, 0), t0 + ms(10));
     g
@@ -584,7 +584,7 @@ fn only_a_bow_out_makes_a_take_over_forward() {
     assert_eq!(b.state(), State::Master);
     assert_eq!(forwards(&out), []);
     // A bow-out with forwarding turned off.
-    let mut g = Group::new(
+    let mut g = GroupCore::new(
         params(2, 1, 100),
         Settings {
             drain_limit: Duration::ZERO,
