@@ -1148,47 +1148,9 @@ pub mod frames {
     pub const UCARP_ADVERT: &str = "4510003836084000ff705add0a4d0001e0000012210100070001f42db4c541e64ebd732d0e3e71945b3936c8b3c5c6aa9c72690714748bff";
 }
 
-/// What `vipd status --json` shows, as a user's script reads it (the fields tests use).
-#[derive(Clone, Debug, serde::Deserialize)]
-pub struct Status {
-    pub pid: u32,
-    pub groups: Vec<GroupStatus>,
-    /// XDP/TC verdict counters: (reason, packets).
-    pub xdp: Vec<(String, u64)>,
-    /// How the ingress program is attached to each interface.
-    #[serde(default)]
-    pub interfaces: Vec<InterfaceStatus>,
-}
-
-/// One interface in `vipd status --json`.
-#[derive(Clone, Debug, serde::Deserialize)]
-pub struct InterfaceStatus {
-    pub name: String,
-    pub mode: String,
-}
-
-/// One group in `vipd status --json`.
-#[derive(Clone, Debug, serde::Deserialize)]
-pub struct GroupStatus {
-    pub vhid: u8,
-    pub state: String,
-    #[serde(default)]
-    pub advskew: u8,
-    pub master: Option<String>,
-    pub demoted: bool,
-    pub transitions: u64,
-    pub adverts_received: u64,
-    /// Longest an advertisement was sent after its due time, in microseconds.
-    #[serde(default)]
-    pub worst_advert_delay_us: u64,
-    /// Advertisements rejected in user space: (reason, count).
-    pub rejected: Vec<(String, u64)>,
-    /// What failed trackers add to the group's advskew or demote count, and which.
-    #[serde(default)]
-    pub demotion: u8,
-    #[serde(default)]
-    pub failing: Vec<String>,
-}
+/// What `vipd status --json` shows: vipd's own types, read back as a user's script reads
+/// the JSON.
+pub use vipd::ops::control::{GroupStatus, InterfaceStatus, Status};
 
 /// Daemon-level helpers: the state vipd reports through its control socket.
 impl Lab {

@@ -9,8 +9,8 @@ use vipd_tests::{Host, Lab, VIP};
 
 use super::stats::{max, median, min};
 use super::systems::{
-    self, Failure, Running, SYSTEMS, Speed, Sys, VipdGroup, VipdStatus, XdpMode, now_unix_us,
-    vipd_status,
+    self, Failure, Running, SYSTEMS, Speed, StatusExt, Sys, VipdGroup, VipdStatus, XdpMode,
+    now_unix_us, vipd_status,
 };
 
 /// Prints a progress line with the time since the run started.
@@ -348,7 +348,7 @@ fn false_failovers(sys: Sys, secs: u64) -> Result<Flood> {
     let worst_delay_ms = match sys {
         Sys::Vipd => vipd_status(&lab, 0)
             .ok()
-            .and_then(|s| s.group(1).and_then(|g| g.worst_advert_delay_us))
+            .and_then(|s| s.group(1).map(|g| g.worst_advert_delay_us))
             .map(|us| us as f64 / 1e3),
         _ => None,
     };
@@ -829,7 +829,7 @@ fn sample_with_vipd(lab: &Lab, secs: u32) -> Result<ModeSample> {
     let after2 = vipd_status(lab, 1)?;
     let after1 = vipd_status(lab, 0)?;
     let adverts = Adverts::between((&before1, &after1), (&before2, &after2))?;
-    let eth0 = after1.interface("eth0");
+    let eth0 = after1.interfaces.iter().find(|i| i.name == "eth0");
     Ok(ModeSample {
         gbps,
         attached: eth0.map(|i| i.mode.clone()),
@@ -937,17 +937,17 @@ mod tests {
     use super::*;
 
     fn group(owned: Option<u64>, flip: Option<f64>, demote: Option<u64>) -> VipdGroup {
-        VipdGroup {
-            vhid: 1,
-            state: "MASTER".into(),
-            transitions: 1,
-            adverts_sent: 0,
-            adverts_received: 0,
-            worst_advert_delay_us: None,
-            last_owned_at_unix_us: owned,
-            last_own_flip_us: flip,
-            last_demote_at_unix_us: demote,
-        }
+        let timing = serde_json::json!({
+            "last_owned_at_unix_us": owned,
+            "last_own_flip_us": flip,
+            "last_demote_at_unix_us": demote,
+        });
+        let timing = timing.to_string();
+        let json = systems::tests::status_json(
+            &format!(",{}", &timing[1..timing.len() - 1]),
+            r#","xdp":[]"#,
+        );
+        systems::parse_status(&json).unwrap().groups.remove(0)
     }
 
     #[test]

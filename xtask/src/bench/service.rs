@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 use vipd_tests::{Lab, SUBNET_PREFIX, VIP, node_addr};
 
 use super::stats::median;
-use super::systems::{self, Speed, Sys, now_unix_us, vipd_status, write_script};
+use super::systems::{self, Speed, StatusExt, Sys, now_unix_us, vipd_status, write_script};
 
 /// The service's TCP port on the VIP.
 pub const PORT: u16 = 7000;

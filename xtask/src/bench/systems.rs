@@ -449,83 +449,37 @@ pub fn start_vipd_in_mode(
     lab.start_vipd(i, &args)
 }
 
-/// The part of `vipd status --json` the benchmark reads. Timing fields a daemon does not
-/// report read as `None`.
-#[derive(Clone, Debug, serde::Deserialize)]
-pub struct VipdStatus {
-    pub groups: Vec<VipdGroup>,
-    /// The ingress program's counters: (reason, packets).
-    #[serde(default)]
-    pub xdp: Vec<(String, u64)>,
-    /// How the ingress program is attached to each interface.
-    #[serde(default)]
-    pub interfaces: Vec<VipdInterface>,
+/// `vipd status --json`, read with vipd's own types.
+pub use vipd::ops::control::{GroupStatus as VipdGroup, Status as VipdStatus};
+
+/// What the benchmark looks up in a status.
+pub trait StatusExt {
+    fn group(&self, vhid: u8) -> Option<&VipdGroup>;
+    /// The sum of the ingress program's counters named `reasons`.
+    fn xdp_sum(&self, reasons: &[&str]) -> u64;
 }
 
-/// One interface of [`VipdStatus`].
-#[derive(Clone, Debug, serde::Deserialize)]
-pub struct VipdInterface {
-    pub name: String,
-    /// "xdp-native", "xdp-generic" or "tc".
-    pub mode: String,
-    /// The program of an earlier vipd was found there and replaced in place.
-    #[serde(default)]
-    pub adopted: bool,
-}
-
-/// One group of [`VipdStatus`].
-#[derive(Clone, Debug, serde::Deserialize)]
-pub struct VipdGroup {
-    pub vhid: u8,
-    #[serde(default)]
-    pub state: String,
-    pub transitions: u64,
-    #[serde(default)]
-    pub adverts_sent: u64,
-    /// Advertisements the daemon accepted.
-    #[serde(default)]
-    pub adverts_received: u64,
-    /// Longest an advertisement was sent after its due time, in µs.
-    #[serde(default)]
-    pub worst_advert_delay_us: Option<u64>,
-    /// Wall-clock µs since the Unix epoch when this node last took ownership of the VIPs
-    /// (the ownership map write finished).
-    #[serde(default)]
-    pub last_owned_at_unix_us: Option<u64>,
-    /// How long that ownership map write took, in µs.
-    #[serde(default)]
-    pub last_own_flip_us: Option<f64>,
-    /// Wall-clock µs since the Unix epoch when the last demote request was applied.
-    #[serde(default)]
-    pub last_demote_at_unix_us: Option<u64>,
-}
-
-impl VipdStatus {
-    pub fn parse(json: &str) -> Result<VipdStatus> {
-        serde_json::from_str(json).context("parsing `vipd status --json`")
-    }
-
-    pub fn group(&self, vhid: u8) -> Option<&VipdGroup> {
+impl StatusExt for VipdStatus {
+    fn group(&self, vhid: u8) -> Option<&VipdGroup> {
         self.groups.iter().find(|g| g.vhid == vhid)
     }
 
-    /// The sum of the ingress program's counters named `reasons`.
-    pub fn xdp_sum(&self, reasons: &[&str]) -> u64 {
+    fn xdp_sum(&self, reasons: &[&str]) -> u64 {
         self.xdp
             .iter()
             .filter(|(r, _)| reasons.contains(&r.as_str()))
             .map(|(_, n)| n)
             .sum()
     }
+}
 
-    pub fn interface(&self, name: &str) -> Option<&VipdInterface> {
-        self.interfaces.iter().find(|i| i.name == name)
-    }
+pub fn parse_status(json: &str) -> Result<VipdStatus> {
+    serde_json::from_str(json).context("parsing `vipd status --json`")
 }
 
 /// `vipd status --json` of node `i`.
 pub fn vipd_status(lab: &Lab, i: usize) -> Result<VipdStatus> {
-    VipdStatus::parse(&lab.vipd_ctl(i, &["status", "--json"])?)
+    parse_status(&lab.vipd_ctl(i, &["status", "--json"])?)
 }
 
 /// The wall clock (CLOCK_REALTIME) in µs since the Unix epoch, the clock of vipd's
@@ -538,39 +492,39 @@ pub fn now_unix_us() -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    #[test]
-    fn status_without_timing_fields_reads_as_not_measured() {
-        let old = r#"{"pid":7,"groups":[{"interface":"eth0","vhid":1,"state":"MASTER",
-            "transitions":2,"worst_advert_delay_us":120,"rejected":[]}],"xdp":[]}"#;
-        let s = VipdStatus::parse(old).unwrap();
-        let g = s.group(1).unwrap();
-        assert_eq!((g.transitions, g.worst_advert_delay_us), (2, Some(120)));
-        assert_eq!(g.last_owned_at_unix_us, None);
-        assert_eq!(g.last_own_flip_us, None);
-        assert_eq!(g.last_demote_at_unix_us, None);
-        assert!(s.group(2).is_none());
-        assert!(s.interfaces.is_empty() && s.interface("eth0").is_none());
-        assert_eq!(s.xdp_sum(&["pass_carp_to_daemon"]), 0);
+    /// A status as vipd writes it, with `group` and `extra` top-level fields added.
+    pub(crate) fn status_json(group: &str, extra: &str) -> String {
+        format!(
+            r#"{{"schema":1,"pid":7,"unknown_group":0,"groups":[{{"interface":"eth0","vhid":1,
+            "vips":["10.0.0.100/24"],"state":"BACKUP","since_secs":1.0,"master":null,
+            "advbase":1,"advskew":0,"demoted":false,"last_advert_ms":null,"transitions":1,
+            "adverts_sent":0,"adverts_received":12,"rejected":[]{group}}}]{extra}}}"#
+        )
     }
 
     #[test]
     fn status_counters_and_interfaces_are_read() {
-        let json = r#"{"pid":7,"groups":[{"vhid":1,"state":"BACKUP","transitions":1,
-            "adverts_sent":0,"adverts_received":12}],
-            "xdp":[["pass_carp_to_daemon",2],["pass_carp_known_peer",10],["pass_other",99]],
-            "interfaces":[{"name":"eth0","ifindex":2,"mode":"tc","adopted":false}]}"#;
-        let s = VipdStatus::parse(json).unwrap();
+        let json = status_json(
+            "",
+            r#","xdp":[["pass_carp_to_daemon",2],["pass_carp_known_peer",10],["pass_other",99]],
+            "interfaces":[{"name":"eth0","ifindex":2,"mode":"tc","adopted":false}]"#,
+        );
+        let s = parse_status(&json).unwrap();
         let g = s.group(1).unwrap();
         assert_eq!((g.state.as_str(), g.adverts_received), ("BACKUP", 12));
+        assert!(s.group(2).is_none());
         assert_eq!(
             s.xdp_sum(&["pass_carp_to_daemon", "pass_carp_known_peer"]),
             12
         );
-        let i = s.interface("eth0").unwrap();
-        assert_eq!((i.mode.as_str(), i.adopted), ("tc", false));
+        assert_eq!(s.xdp_sum(&["drop_arp_not_owned"]), 0);
+        assert_eq!(
+            (s.interfaces[0].mode.as_str(), s.interfaces[0].adopted),
+            ("tc", false)
+        );
     }
 
     #[test]
@@ -584,10 +538,12 @@ mod tests {
 
     #[test]
     fn status_timing_fields_may_be_null_or_set() {
-        let new = r#"{"pid":7,"groups":[{"vhid":1,"transitions":1,
-            "last_owned_at_unix_us":1700000000001500,"last_own_flip_us":4.25,
-            "last_demote_at_unix_us":null}]}"#;
-        let g = VipdStatus::parse(new).unwrap().groups.remove(0);
+        let json = status_json(
+            r#","last_owned_at_unix_us":1700000000001500,"last_own_flip_us":4.25,
+            "last_demote_at_unix_us":null"#,
+            r#","xdp":[]"#,
+        );
+        let g = parse_status(&json).unwrap().groups.remove(0);
         assert_eq!(g.last_owned_at_unix_us, Some(1_700_000_000_001_500));
         assert_eq!(g.last_own_flip_us, Some(4.25));
         assert_eq!(g.last_demote_at_unix_us, None);
