@@ -473,19 +473,46 @@ fn run_counting(cmd: &mut Command) -> Result<(u64, u64, bool)> {
     for line in std::io::BufReader::new(stdout).lines() {
         let line = line?;
         println!("{line}");
-        if let Some(rest) = line.strip_prefix("test result: ") {
-            let count = |word: &str| {
-                rest.split(';')
-                    .filter_map(|part| part.trim().strip_suffix(word))
-                    .filter_map(|n| n.trim().rsplit(' ').next()?.parse::<u64>().ok())
-                    .sum::<u64>()
-            };
-            passed += count("passed");
-            failed += count("failed");
+        if let Some((p, f)) = test_result(&line) {
+            passed += p;
+            failed += f;
         }
     }
     let status = child.wait()?;
     Ok((passed, failed, status.success()))
+}
+
+/// The passed and failed counts of a libtest summary line
+/// (`test result: ok. 10 passed; 0 failed; 0 ignored; ...`).
+fn test_result(line: &str) -> Option<(u64, u64)> {
+    let rest = line.strip_prefix("test result: ")?;
+    let count = |word: &str| {
+        rest.split(';')
+            .filter_map(|part| part.trim().strip_suffix(word))
+            .filter_map(|n| n.trim().rsplit(' ').next()?.parse::<u64>().ok())
+            .sum::<u64>()
+    };
+    Some((count("passed"), count("failed")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_result;
+
+    #[test]
+    fn summary_lines_are_counted() {
+        assert_eq!(
+            test_result(
+                "test result: ok. 10 passed; 0 failed; 0 ignored; 0 measured; 2 filtered out; finished in 89.76s"
+            ),
+            Some((10, 0))
+        );
+        assert_eq!(
+            test_result("test result: FAILED. 3 passed; 7 failed; 0 ignored; 0 measured"),
+            Some((3, 7))
+        );
+        assert_eq!(test_result("test a_test_that_failed ... FAILED"), None);
+    }
 }
 
 fn cargo_fuzz_works() -> bool {
