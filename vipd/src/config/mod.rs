@@ -244,6 +244,16 @@ impl Config {
                     ));
                 }
             }
+            if !g.vips.iter().map(|v| v.addr).is_sorted() {
+                warnings.push(format!(
+                    "{}vips: not in ascending order: vipd signs them in ascending order (as \
+                     OpenBSD and FreeBSD carp do) and accepts both forms, but a peer running a \
+                     vipd older than that takes this node's advertisements for forgeries; \
+                     upgrade every node of the group together, or list the VIPs in ascending \
+                     order on every node first",
+                    prefix(i)
+                ));
+            }
             for t in &g.track {
                 if !by_name.contains_key(&t.tracker) {
                     return Err(invalid(

@@ -647,3 +647,23 @@ fn file_trackers_warn_when_others_could_set_the_value() {
         .starts_with("tracker[0].path:")
     );
 }
+
+#[test]
+fn vips_out_of_ascending_order_are_warned_about() {
+    let toml = |vips: &str| {
+        parse(&format!(
+            "[[group]]\ninterface = \"eth0\"\nvhid = 1\nvips = [{vips}]\npassword = \"x\"\n"
+        ))
+        .unwrap()
+    };
+    let c = toml(r#""10.0.0.100/24", "10.0.0.9/24""#);
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("not in ascending order")),
+        "{:?}",
+        c.warnings
+    );
+    let c = toml(r#""10.0.0.9/24", "10.0.0.100/24""#);
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}

@@ -158,9 +158,24 @@ impl Key {
         Ok(Key { mac })
     }
 
-    /// ucarp's digest, and with `fields` (advbase, advskew, demote, source) vipd's
-    /// [`Coverage::All`] digest, which appends them after a label of its own.
+    /// The digest OpenBSD and FreeBSD compute, over the group's addresses in ascending
+    /// order (ucarp's for a group of one VIP), and with `fields` (advbase, advskew, demote,
+    /// source) vipd's [`Coverage::All`] digest, which appends them after a label of its own.
     fn digest(
+        &self,
+        vhid: u8,
+        counter: u64,
+        vips: &[Ipv4Addr],
+        fields: Option<(u8, u8, u8, Ipv4Addr)>,
+    ) -> [u8; 20] {
+        let mut sorted = vips.to_vec();
+        sorted.sort_unstable();
+        self.digest_in_order(vhid, counter, &sorted, fields)
+    }
+
+    /// The digest over `vips` in the order given: what vipd before the BSD-compatible
+    /// form sent for a group whose VIPs are not listed in ascending order.
+    fn digest_in_order(
         &self,
         vhid: u8,
         counter: u64,
@@ -291,7 +306,7 @@ impl Advert {
         b
     }
 
-    /// An advertisement signed with `key` over `vips` in the order given.
+    /// An advertisement signed with `key` over `vips` (hashed in ascending order).
     pub fn signed(
         vhid: u8,
         advbase: u8,
@@ -330,7 +345,7 @@ impl Advert {
         }
     }
 
-    /// Checks the HMAC against the group's VIPs in order, comparing in constant time.
+    /// Checks the HMAC against the group's VIPs, comparing in constant time.
     pub fn verify(&self, vips: &[Ipv4Addr], key: &Key) -> Result<(), CarpError> {
         self.verify_covering(Coverage::Carp, vips, key, Ipv4Addr::UNSPECIFIED)
     }
@@ -343,12 +358,20 @@ impl Advert {
         key: &Key,
         src: Ipv4Addr,
     ) -> Result<(), CarpError> {
-        let want = key.digest(self.vhid, self.counter, vips, self.covered(coverage, src));
+        let fields = self.covered(coverage, src);
+        let want = key.digest(self.vhid, self.counter, vips, fields);
         if bool::from(want.ct_eq(&self.hmac)) {
-            Ok(())
-        } else {
-            Err(CarpError::BadHmac)
+            return Ok(());
         }
+        // A peer running an older vipd hashes the VIPs in the order they are listed; it is
+        // accepted, so that upgrading one node never makes it a second master.
+        if !vips.is_sorted() {
+            let listed = key.digest_in_order(self.vhid, self.counter, vips, fields);
+            if bool::from(listed.ct_eq(&self.hmac)) {
+                return Ok(());
+            }
+        }
+        Err(CarpError::BadHmac)
     }
 
     /// The interval it announces: advbase + advskew/256 s (to the microsecond, as ucarp).

@@ -171,13 +171,40 @@ fn wrong_vip_list_is_bad_hmac() {
             "{vips:?}"
         );
     }
-    // The order of the VIPs is part of the message.
-    let two = Advert::signed(1, 1, 0, 0, 9, &[VIP, other], &secret());
+    // Every VIP is part of the message, in ascending order whatever the listed order.
+    let two = Advert::signed(1, 1, 0, 0, 9, &[other, VIP], &secret());
     assert!(two.verify(&[VIP, other], &secret()).is_ok());
-    assert_eq!(
-        two.verify(&[other, VIP], &secret()),
-        Err(CarpError::BadHmac)
-    );
+    assert!(two.verify(&[other, VIP], &secret()).is_ok());
+    assert_eq!(two.verify(&[VIP], &secret()), Err(CarpError::BadHmac));
+}
+
+/// HMAC-SHA1 with key "secret" (zero-padded to 20 bytes, as ucarp and the BSDs key it) of
+/// `02 01 vhid`, the group's IPv4 addresses in ascending order, then the 8 counter bytes:
+/// the message OpenBSD's and FreeBSD's carp(4) sign. Computed independently of vipd (with
+/// Python's hmac module) from that description.
+#[test]
+fn a_two_vip_group_signs_as_bsd_carp_does() {
+    let (a, b) = (Ipv4Addr::new(10, 0, 0, 100), Ipv4Addr::new(10, 0, 0, 9));
+    let want = hex("2f7c8de5ee08a67713026f00abef449e144394fa");
+    for listed in [[a, b], [b, a]] {
+        let adv = Advert::signed(3, 1, 0, 0, 0x0102_0304_0506_0708, &listed, &secret());
+        assert_eq!(adv.hmac.to_vec(), want, "{listed:?}");
+    }
+}
+
+/// A group whose VIPs are listed out of order accepts what an older vipd sent (hashed in
+/// the listed order), and only for that list.
+#[test]
+fn an_older_peers_listed_order_digest_is_accepted() {
+    let (a, b) = (Ipv4Addr::new(10, 0, 0, 100), Ipv4Addr::new(10, 0, 0, 9));
+    let mut adv = Advert::signed(3, 1, 0, 0, 77, &[a, b], &secret());
+    adv.hmac = secret().digest_in_order(3, 77, &[a, b], None);
+    assert!(adv.verify(&[a, b], &secret()).is_ok());
+    // A list in ascending order is what every vipd hashes: no second form to accept.
+    adv.hmac = secret().digest_in_order(3, 77, &[b, a], None);
+    assert!(adv.verify(&[b, a], &secret()).is_ok());
+    adv.hmac = secret().digest_in_order(3, 77, &[a, b, a], None);
+    assert_eq!(adv.verify(&[a, b], &secret()), Err(CarpError::BadHmac));
 }
 
 #[test]
