@@ -23,6 +23,18 @@ pub const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
 /// A second VIP for two-group tests.
 pub const VIP2: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 101);
 
+/// How many times slower than real hardware this machine runs code: 1, or what
+/// `VIPD_TEST_SLOWDOWN` says (`cargo xtask test` sets it for a VM under qemu's emulator).
+/// Tests multiply by it only the deadlines they give vipd for work it spawns (a script
+/// tracker's `timeout_ms`), never the protocol's times or the bounds they check.
+pub fn slowdown() -> u64 {
+    std::env::var("VIPD_TEST_SLOWDOWN")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|&n| n >= 1)
+        .unwrap_or(1)
+}
+
 /// Address of node `i` (1-based).
 pub fn node_addr(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(10, 0, 0, i as u8)
@@ -274,9 +286,28 @@ impl Lab {
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
+        self.spawn_vipd(i, cmd)
+    }
+
+    /// Spawns a vipd of node `i` and returns once it is running (its log says so) or has
+    /// exited, or after `STARTUP` in any case: one node is up before the next starts, as
+    /// when an operator starts them, and the protocol's times in a test count from there,
+    /// not from a program load that an emulated CPU can make take seconds.
+    fn spawn_vipd(&mut self, i: usize, mut cmd: Command) -> Result<u32> {
+        const STARTUP: Duration = Duration::from_secs(30);
+        let running = |lab: &Lab| lab.log_text(i).matches("vipd running").count();
+        let before = running(self);
         let child = cmd.spawn().context("starting vipd")?;
         let pid = child.id();
         self.children.push(child);
+        let start = Instant::now();
+        while running(self) == before && start.elapsed() < STARTUP {
+            let child = self.children.last_mut().expect("just pushed");
+            if child.try_wait()?.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         Ok(pid)
     }
 
@@ -287,17 +318,12 @@ impl Lab {
             .create(true)
             .append(true)
             .open(self.log(i))?;
-        let child = self.nodes[i]
-            .cmd(vipd_bin())
-            .args(args)
+        let mut cmd = self.nodes[i].cmd(vipd_bin());
+        cmd.args(args)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .context("starting vipd")?;
-        let pid = child.id();
-        self.children.push(child);
-        Ok(pid)
+            .stderr(log);
+        self.spawn_vipd(i, cmd)
     }
 
     /// `vipd status --json` on node `i` as a user types it (the default control socket).

@@ -241,12 +241,14 @@ fn peer_with_wrong_password_is_ignored_and_counted() {
 
 #[test]
 fn two_groups_on_one_interface_run_active_active() {
+    // Active-active as operators set it up: each group preempts, so each node ends up
+    // MASTER of the group it is better for, whichever node started first.
     let mut lab = Lab::new("twogroups", 2).unwrap();
     for i in 0..2 {
         let (s1, s2) = if i == 0 { (0, 100) } else { (100, 0) };
         let conf = format!(
-            "[[group]]\ninterface = \"eth0\"\nvhid = 1\nvips = [\"{VIP}/24\"]\npassword = \"one\"\nadvskew = {s1}\n\n\
-             [[group]]\ninterface = \"eth0\"\nvhid = 2\nvips = [\"{VIP2}/24\"]\npassword = \"two\"\nadvskew = {s2}\n"
+            "[[group]]\ninterface = \"eth0\"\nvhid = 1\nvips = [\"{VIP}/24\"]\npassword = \"one\"\nadvskew = {s1}\npreempt = true\n\n\
+             [[group]]\ninterface = \"eth0\"\nvhid = 2\nvips = [\"{VIP2}/24\"]\npassword = \"two\"\nadvskew = {s2}\npreempt = true\n"
         );
         let path = lab.dir().join(format!("n{i}.toml"));
         std::fs::write(&path, conf).unwrap();

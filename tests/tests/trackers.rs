@@ -146,7 +146,9 @@ fn tcp_and_http_probes_move_the_vip() {
             lab.nodes[0]
                 .ok(&format!(
                     "cd {} && setsid python3 -m http.server 8080 --bind 127.0.0.1 \
-                     </dev/null >/dev/null 2>&1 & sleep 0.5",
+                     </dev/null >/dev/null 2>&1 & \
+                     for i in $(seq 200); do \
+                     curl -s -o /dev/null http://127.0.0.1:8080/ && break; sleep 0.1; done",
                     lab.dir().display()
                 ))
                 .unwrap();
@@ -185,8 +187,10 @@ fn script_file_and_interface_trackers_move_the_vip() {
             .unwrap();
         format!(
             "[[tracker]]\nname = \"check\"\ntype = \"script\"\ncommand = \"{}\"\n\
-             interval_ms = 100\ntimeout_ms = 90\n",
-            script.display()
+             interval_ms = {}\ntimeout_ms = {}\n",
+            script.display(),
+            100 * vipd_tests::slowdown(),
+            90 * vipd_tests::slowdown()
         )
     });
     let flag = lab.dir().join("broken");
@@ -361,8 +365,10 @@ fn a_sync_group_moves_together() {
         if i == 0 {
             text.push_str(&format!(
                 "[[tracker]]\nname = \"check\"\ntype = \"script\"\ncommand = \"{}\"\n\
-                 interval_ms = 100\ntimeout_ms = 90\n",
-                script.display()
+                 interval_ms = {}\ntimeout_ms = {}\n",
+                script.display(),
+                100 * vipd_tests::slowdown(),
+                90 * vipd_tests::slowdown()
             ));
         }
         start_with(&mut lab, i, &text);

@@ -6,6 +6,7 @@
 //! doing.
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -13,6 +14,8 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod demo;
 mod package;
+mod suite;
+mod vm;
 
 #[derive(Parser)]
 #[command(
@@ -31,9 +34,31 @@ enum Cmd {
     /// Install prerequisites, build, lint and run every test (unit, a short run of each fuzz
     /// target, netns integration).
     Test {
+        /// The kernels the netns suite runs on: this machine's, then Debian 12's 6.1 in a
+        /// VM (all); only this machine's (host, or none: no VM); only the VM's (6.1).
+        #[arg(long, value_enum, default_value_t = Kernels::All)]
+        kernel: Kernels,
         /// Extra arguments for the integration tests (e.g. a test name filter).
         #[arg(trailing_var_arg = true)]
         filter: Vec<String>,
+    },
+    /// Run a command as a reaper of the orphans it leaves (what PID 1 does on a real
+    /// system; the VM's init does not), returning its exit status. The VM runs each test
+    /// file through it.
+    #[command(hide = true)]
+    Reap {
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Boot Debian 12's 6.1 kernel in a VM (this machine's root shared in, the suite's
+    /// modules loaded, bpffs mounted) and run one command there as root, or a shell.
+    Vm {
+        /// The kernel series (Debian's package of it is fetched and kept under target/vm/).
+        #[arg(long, default_value = "6.1")]
+        kernel: String,
+        /// The command and its arguments, after `--`; an interactive shell if omitted.
+        #[arg(last = true)]
+        command: Vec<String>,
     },
     /// The quick loop, without root or network namespaces: format, clippy and the unit
     /// tests (the eBPF crate is linted by `test`).
@@ -64,6 +89,15 @@ enum Cmd {
         #[arg(last = true)]
         libfuzzer: Vec<String>,
     },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Kernels {
+    All,
+    Host,
+    None,
+    #[value(name = "6.1")]
+    V6_1,
 }
 
 /// The fuzz targets (fuzz/fuzz_targets/), each with seed inputs in fuzz/corpus/TARGET/.
@@ -101,7 +135,9 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::BuildEbpf => build_ebpf(),
-        Cmd::Test { filter } => test(&filter),
+        Cmd::Test { kernel, filter } => test(kernel, &filter),
+        Cmd::Vm { kernel, command } => vm_command(&kernel, &command),
+        Cmd::Reap { command } => std::process::exit(vm::reap(&command)?),
         Cmd::Check => check(),
         Cmd::Deb => package::build().and_then(|deb| package::check(&deb)),
         Cmd::Demo => {
@@ -166,17 +202,19 @@ pub fn cargo(toolchain: &str) -> Command {
     cmd
 }
 
+fn dpkg_installed(package: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", package])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        .unwrap_or(false)
+}
+
 fn ensure_apt() -> Result<()> {
     let missing: Vec<&str> = APT_PACKAGES
         .iter()
         .copied()
-        .filter(|p| {
-            !Command::new("dpkg-query")
-                .args(["-W", "-f=${Status}", p])
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
-                .unwrap_or(false)
-        })
+        .filter(|p| !dpkg_installed(p))
         .collect();
     if missing.is_empty() {
         return Ok(());
@@ -185,10 +223,14 @@ fn ensure_apt() -> Result<()> {
         "installing Debian packages: {}",
         missing.join(" ")
     ));
+    apt_install(&missing)
+}
+
+fn apt_install(missing: &[&str]) -> Result<()> {
     run(Command::new("apt-get").args(["update", "-qq"]))?;
     run(Command::new("apt-get")
         .args(["install", "-y", "-qq", "--no-install-recommends"])
-        .args(&missing)
+        .args(missing)
         .env("DEBIAN_FRONTEND", "noninteractive"))
 }
 
@@ -322,7 +364,9 @@ pub fn build_all() -> Result<()> {
     run(cargo("stable").args(["build", "--release", "-p", "vipd"]))
 }
 
-fn check() -> Result<()> {
+/// The checks that need neither root nor a network namespace: formatting, clippy, the
+/// unit tests.
+fn lint_and_unit() -> Result<()> {
     step("cargo fmt --check");
     run(cargo("stable").args(["fmt", "--all", "--check"]))?;
     step("cargo clippy --workspace --all-targets -- -D warnings");
@@ -335,19 +379,16 @@ fn check() -> Result<()> {
         "warnings",
     ]))?;
     step("unit tests");
-    run(cargo("stable").args(["test", "--workspace", "--exclude", "vipd-tests"]))?;
+    run(cargo("stable").args(["test", "--workspace", "--exclude", "vipd-tests"]))
+}
+
+fn check() -> Result<()> {
+    lint_and_unit()?;
     step("checks passed (the netns suite: cargo xtask test)");
     Ok(())
 }
 
-fn test(filter: &[String]) -> Result<()> {
-    if !nix_is_root() {
-        bail!("the integration tests need root (network namespaces, XDP); run as root");
-    }
-    ensure_apt()?;
-    build_ebpf()?;
-    step("cargo fmt --check");
-    run(cargo("stable").args(["fmt", "--all", "--check"]))?;
+fn ebpf_lints() -> Result<()> {
     step("vipd-ebpf: cargo fmt --check and clippy -D warnings (nightly, bpfel-unknown-none)");
     ensure_nightly_lints()?;
     let root = workspace_root();
@@ -367,62 +408,200 @@ fn test(filter: &[String]) -> Result<()> {
             "-D",
             "warnings",
         ])
-        .env("CARGO_TARGET_DIR", root.join("target/ebpf")))?;
-    step("cargo clippy --workspace --all-targets -- -D warnings");
-    run(cargo("stable").args([
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ]))?;
-    step("unit tests");
-    run(cargo("stable").args(["test", "--workspace", "--exclude", "vipd-tests"]))?;
+        .env("CARGO_TARGET_DIR", root.join("target/ebpf")))
+}
+
+/// How many times slower than the host a TCG guest runs the spawned work tests time
+/// (`VIPD_TEST_SLOWDOWN`, see `vipd_tests::slowdown`).
+const TCG_SLOWDOWN: u32 = 5;
+/// How long the whole suite may run in the VM before it is stopped.
+const VM_SUITE_LIMIT: Duration = Duration::from_secs(50 * 60);
+
+fn test(kernels: Kernels, filter: &[String]) -> Result<()> {
+    if !nix_is_root() {
+        bail!("the integration tests need root (network namespaces, XDP); run as root");
+    }
+    ensure_apt()?;
+    build_ebpf()?;
+    ebpf_lints()?;
+    lint_and_unit()?;
     fuzz_smoke()?;
     let deb = package::build()?;
     package::check(&deb)?;
-    step("building the vipd binary the integration tests run");
-    run(cargo("stable").args(["build", "-p", "vipd", "--bin", "vipd"]))?;
-    let skipped = kernel_skips();
-    step("integration tests in network namespaces (serial, real kernel XDP)");
-    let mut cmd = cargo("stable");
-    cmd.args(["test", "-p", "vipd-tests", "--"])
-        .args(filter)
-        .args(["--test-threads=1"])
-        .env("VIPD_BIN", workspace_root().join("target/debug/vipd"));
-    for (test, reason) in &skipped {
-        eprintln!("    skipped: {test}: {reason}");
-        cmd.args(["--skip", test]);
+    let mut failed = Vec::new();
+    if kernels != Kernels::V6_1 {
+        step("building the vipd binary the integration tests run");
+        run(cargo("stable").args(["build", "-p", "vipd", "--bin", "vipd"]))?;
+        let bins = suite::build(false)?;
+        let skips = kernel_skips();
+        let kernel = kernel_release();
+        step(&format!(
+            "integration tests in network namespaces on this machine's kernel ({kernel}), one test at a time"
+        ));
+        let start = Instant::now();
+        let vipd = workspace_root().join("target/debug/vipd");
+        let results = suite::run_here(&bins, filter, &skips, &vipd, &kernel)?;
+        if !suite::summary(&kernel, &results, &skips, start.elapsed()) {
+            failed.push(kernel);
+        }
     }
-    let (passed, failed, ok) = run_counting(&mut cmd)?;
-    for (test, reason) in &skipped {
-        eprintln!("skipped: {test}: {reason}");
+    if matches!(kernels, Kernels::All | Kernels::V6_1) {
+        match vm_suite("6.1", filter) {
+            Ok((kernel, true)) => drop(kernel),
+            Ok((kernel, false)) => failed.push(kernel),
+            Err(e) => {
+                println!(
+                    "the 6.1 VM could not run the suite: {e:#} (--kernel none leaves the VM out)"
+                );
+                failed.push("6.1 (VM)".into());
+            }
+        }
     }
-    println!(
-        "{passed} passed, {failed} failed, {} skipped",
-        skipped.len()
-    );
-    if !ok {
-        bail!("integration tests failed");
+    if !failed.is_empty() {
+        bail!("integration tests failed on {}", failed.join(", "));
     }
     step("all tests passed");
     Ok(())
 }
 
+/// Runs the netns suite in a VM on Debian's `series` kernel, with the release vipd and
+/// release test binaries; in the VM nothing is skipped. Returns the kernel and whether
+/// every file passed.
+fn vm_suite(series: &str, filter: &[String]) -> Result<(String, bool)> {
+    vm::ensure_tools()?;
+    let kernel = vm::kernel(series)?;
+    let accel = vm::accel(&kernel)?;
+    let bins = suite::build(true)?;
+    let root = workspace_root();
+    // The deadlines tests give vipd for what it spawns (script trackers), widened under
+    // the emulator, which makes a fork and exec of sh take well over 100 ms.
+    let slowdown = if accel == vm::Accel::Tcg {
+        TCG_SLOWDOWN
+    } else {
+        1
+    };
+    let vipd = root.join("target/release/vipd");
+    let jobs: Vec<vm::Job> = bins
+        .iter()
+        .map(|b| vm::Job {
+            name: b.name.clone(),
+            dir: root.join("tests"),
+            env: vec![
+                ("VIPD_BIN".into(), vipd.display().to_string()),
+                ("VIPD_TEST_SLOWDOWN".into(), slowdown.to_string()),
+            ],
+            argv: std::iter::once(b.path.display().to_string())
+                .chain(suite::args(b, filter, &[]))
+                .collect(),
+        })
+        .collect();
+    let name = format!("{} (VM, {})", kernel.release, accel_name(accel));
+    step(&format!(
+        "integration tests on {} in a VM under {}, one test at a time (VIPD_TEST_SLOWDOWN={slowdown})",
+        kernel.release,
+        accel.describe()
+    ));
+    let start = Instant::now();
+    let mut results = Vec::new();
+    let boot = vm::boot_with(
+        &kernel,
+        accel,
+        &root.join("target/vm/suite"),
+        &jobs,
+        VM_SUITE_LIMIT,
+        |i, r| {
+            let ok = r.rc == 0;
+            if !ok {
+                print!("{}", r.log);
+            }
+            let fr = suite::result_of(&bins[i], &r.log, ok, r.time, filter, &[]);
+            println!("{}", suite::line(&fr, &name));
+            results.push(fr);
+        },
+    )?;
+    println!(
+        "VM: {} booted in {:.1}s under {}",
+        kernel.release,
+        boot.boot_time.as_secs_f64(),
+        accel_name(accel)
+    );
+    for (bin, r) in bins.iter().zip(&boot.results) {
+        if r.is_none() {
+            println!("{} on {name}: did not finish", bin.name);
+        }
+    }
+    let all_ran = boot.results.iter().all(Option::is_some);
+    let passed = suite::summary(&name, &results, &[], start.elapsed()) && all_ran;
+    Ok((name, passed))
+}
+
+fn accel_name(accel: vm::Accel) -> &'static str {
+    match accel {
+        vm::Accel::Kvm => "KVM",
+        vm::Accel::Tcg => "TCG",
+    }
+}
+
+/// `cargo xtask vm`: one command in the VM (its output printed, its exit status returned)
+/// or an interactive shell.
+fn vm_command(series: &str, command: &[String]) -> Result<()> {
+    if !nix_is_root() {
+        bail!("the VM runs as root (its guest shares this machine's root); run as root");
+    }
+    vm::ensure_tools()?;
+    let kernel = vm::kernel(series)?;
+    let accel = vm::accel(&kernel)?;
+    eprintln!("    {} under {}", kernel.release, accel.describe());
+    if command.is_empty() {
+        return vm::shell(&kernel, accel);
+    }
+    let job = vm::Job {
+        name: "command".into(),
+        dir: std::env::current_dir()?,
+        env: vec![],
+        argv: command.to_vec(),
+    };
+    let out = workspace_root().join("target/vm/command");
+    let boot = vm::boot(&kernel, accel, &out, &[job], Duration::from_secs(24 * 3600))?;
+    let Some(r) = boot.results.into_iter().next().flatten() else {
+        bail!("the command did not finish in the VM");
+    };
+    print!("{}", r.log);
+    eprintln!(
+        "    booted in {:.1}s; the command took {:.1}s and exited {}",
+        boot.boot_time.as_secs_f64(),
+        r.time.as_secs_f64(),
+        r.rc
+    );
+    if r.rc != 0 {
+        std::process::exit(r.rc.clamp(1, 255));
+    }
+    Ok(())
+}
+
 /// The netns tests the running kernel cannot run, with the reason: those that need a
 /// device kind it cannot make (found out in a throwaway network namespace).
-fn kernel_skips() -> Vec<(&'static str, String)> {
-    const NEEDS: &[(&str, &str, &str)] = &[
+fn kernel_skips() -> Vec<suite::Skip> {
+    const VLAN: &str = "ip link add link probe0 name probe0.5 type vlan id 5";
+    const BOND: &str = "ip link add probe1 type bond";
+    const NEEDS: &[(&str, &str, &str, &[&str])] = &[
         (
+            "links",
             "a_vip_on_a_vlan_interface_fails_over_with_one_owner",
             "vlan",
-            "ip link add link probe0 name probe0.5 type vlan id 5",
+            &[VLAN],
         ),
         (
+            "links",
             "a_vip_on_a_bond_fails_over_with_one_owner_and_survives_a_slave_failure",
             "bond",
-            "ip link add probe1 type bond",
+            &[BOND],
+        ),
+        (
+            "links",
+            "a_vip_on_a_vlan_over_a_bond_fails_over_with_one_owner",
+            "vlan and bond",
+            &[VLAN, BOND],
         ),
     ];
     let ns = format!("vipd-probe-{}", std::process::id());
@@ -437,82 +616,28 @@ fn kernel_skips() -> Vec<(&'static str, String)> {
     let made = sh(&format!(
         "ip netns add {ns} && ip -n {ns} link add probe0 type veth peer name probe9"
     ));
+    let can = |make: &str| made && sh(&format!("ip netns exec {ns} {make}"));
+    let (vlan, bond) = (can(VLAN), can(BOND));
     let out = NEEDS
         .iter()
-        .filter(|(_, _, make)| !(made && sh(&format!("ip netns exec {ns} {make}"))))
-        .map(|(test, kind, _)| {
-            (
-                *test,
-                format!(
-                    "this kernel ({}) cannot create {kind} devices",
-                    kernel_release()
-                ),
-            )
+        .filter(|(_, _, _, makes)| !makes.iter().all(|m| if *m == VLAN { vlan } else { bond }))
+        .map(|(file, test, kind, _)| suite::Skip {
+            file,
+            test,
+            reason: format!(
+                "this kernel ({}) cannot create {kind} devices",
+                kernel_release()
+            ),
         })
         .collect();
     sh(&format!("ip netns del {ns}"));
     out
 }
 
-fn kernel_release() -> String {
+pub fn kernel_release() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_owned())
         .unwrap_or_else(|_| "unknown".into())
-}
-
-/// Runs a cargo test command, its output passed through, and adds up the tests its
-/// binaries report: (passed, failed, whether it succeeded).
-fn run_counting(cmd: &mut Command) -> Result<(u64, u64, bool)> {
-    use std::io::BufRead;
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("cannot start {cmd:?}"))?;
-    let (mut passed, mut failed) = (0, 0);
-    let stdout = child.stdout.take().context("no stdout")?;
-    for line in std::io::BufReader::new(stdout).lines() {
-        let line = line?;
-        println!("{line}");
-        if let Some((p, f)) = test_result(&line) {
-            passed += p;
-            failed += f;
-        }
-    }
-    let status = child.wait()?;
-    Ok((passed, failed, status.success()))
-}
-
-/// The passed and failed counts of a libtest summary line
-/// (`test result: ok. 10 passed; 0 failed; 0 ignored; ...`).
-fn test_result(line: &str) -> Option<(u64, u64)> {
-    let rest = line.strip_prefix("test result: ")?;
-    let count = |word: &str| {
-        rest.split(';')
-            .filter_map(|part| part.trim().strip_suffix(word))
-            .filter_map(|n| n.trim().rsplit(' ').next()?.parse::<u64>().ok())
-            .sum::<u64>()
-    };
-    Some((count("passed"), count("failed")))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::test_result;
-
-    #[test]
-    fn summary_lines_are_counted() {
-        assert_eq!(
-            test_result(
-                "test result: ok. 10 passed; 0 failed; 0 ignored; 0 measured; 2 filtered out; finished in 89.76s"
-            ),
-            Some((10, 0))
-        );
-        assert_eq!(
-            test_result("test result: FAILED. 3 passed; 7 failed; 0 ignored; 0 measured"),
-            Some((3, 7))
-        );
-        assert_eq!(test_result("test a_test_that_failed ... FAILED"), None);
-    }
 }
 
 fn cargo_fuzz_works() -> bool {
