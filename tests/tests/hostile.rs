@@ -102,8 +102,8 @@ fn a_random_source_flood_keeps_memory_and_logs_flat_and_changes_nothing() {
         .map(|i| lab.status(i).unwrap().groups[0].transitions)
         .collect();
     // 60,000 bad-HMAC advertisements, each from a new random source, as fast as the
-    // client sends them in bursts of 400 every 10 ms (about 15 s here; a fixed count, so
-    // a slower CPU floods for longer rather than less).
+    // client sends them in bursts of 400 every 10 ms: a fixed count, so a slower CPU
+    // floods for longer rather than less.
     const FLOOD: u64 = 60_000;
     let sent = in_netns(&client, move || {
         let tx = packets::Sender::open("eth0").unwrap();

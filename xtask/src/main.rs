@@ -495,7 +495,7 @@ fn vm_suite(series: &str, filter: &[String]) -> Result<(String, bool)> {
                 .collect(),
         })
         .collect();
-    let name = format!("{} (VM, {})", kernel.release, accel_name(accel));
+    let name = format!("{} (VM, {})", kernel.release, accel.name());
     step(&format!(
         "integration tests on {} in a VM under {}, one test at a time (VIPD_TEST_SLOWDOWN={slowdown})",
         kernel.release,
@@ -523,7 +523,7 @@ fn vm_suite(series: &str, filter: &[String]) -> Result<(String, bool)> {
         "VM: {} booted in {:.1}s under {}",
         kernel.release,
         boot.boot_time.as_secs_f64(),
-        accel_name(accel)
+        accel.name()
     );
     for (bin, r) in bins.iter().zip(&boot.results) {
         if r.is_none() {
@@ -533,13 +533,6 @@ fn vm_suite(series: &str, filter: &[String]) -> Result<(String, bool)> {
     let all_ran = boot.results.iter().all(Option::is_some);
     let passed = suite::summary(&name, &results, &[], start.elapsed()) && all_ran;
     Ok((name, passed))
-}
-
-fn accel_name(accel: vm::Accel) -> &'static str {
-    match accel {
-        vm::Accel::Kvm => "KVM",
-        vm::Accel::Tcg => "TCG",
-    }
 }
 
 /// `cargo xtask vm`: one command in the VM (its output printed, its exit status returned)
@@ -582,26 +575,29 @@ fn vm_command(series: &str, command: &[String]) -> Result<()> {
 /// The netns tests the running kernel cannot run, with the reason: those that need a
 /// device kind it cannot make (found out in a throwaway network namespace).
 fn kernel_skips() -> Vec<suite::Skip> {
-    const VLAN: &str = "ip link add link probe0 name probe0.5 type vlan id 5";
-    const BOND: &str = "ip link add probe1 type bond";
-    const NEEDS: &[(&str, &str, &str, &[&str])] = &[
+    /// Each device kind a test may need, and how to make one on the probe's veth.
+    const DEVICES: &[(&str, &str)] = &[
+        (
+            "vlan",
+            "ip link add link probe0 name probe0.5 type vlan id 5",
+        ),
+        ("bond", "ip link add probe1 type bond"),
+    ];
+    const NEEDS: &[(&str, &str, &[&str])] = &[
         (
             "links",
             "a_vip_on_a_vlan_interface_fails_over_with_one_owner",
-            "vlan",
-            &[VLAN],
+            &["vlan"],
         ),
         (
             "links",
             "a_vip_on_a_bond_fails_over_with_one_owner_and_survives_a_slave_failure",
-            "bond",
-            &[BOND],
+            &["bond"],
         ),
         (
             "links",
             "a_vip_on_a_vlan_over_a_bond_fails_over_with_one_owner",
-            "vlan and bond",
-            &[VLAN, BOND],
+            &["vlan", "bond"],
         ),
     ];
     let ns = format!("vipd-probe-{}", std::process::id());
@@ -616,22 +612,25 @@ fn kernel_skips() -> Vec<suite::Skip> {
     let made = sh(&format!(
         "ip netns add {ns} && ip -n {ns} link add probe0 type veth peer name probe9"
     ));
-    let can = |make: &str| made && sh(&format!("ip netns exec {ns} {make}"));
-    let (vlan, bond) = (can(VLAN), can(BOND));
-    let out = NEEDS
+    let can: Vec<&str> = DEVICES
         .iter()
-        .filter(|(_, _, _, makes)| !makes.iter().all(|m| if *m == VLAN { vlan } else { bond }))
-        .map(|(file, test, kind, _)| suite::Skip {
+        .filter(|(_, make)| made && sh(&format!("ip netns exec {ns} {make}")))
+        .map(|(kind, _)| *kind)
+        .collect();
+    sh(&format!("ip netns del {ns}"));
+    NEEDS
+        .iter()
+        .filter(|(_, _, kinds)| !kinds.iter().all(|k| can.contains(k)))
+        .map(|(file, test, kinds)| suite::Skip {
             file,
             test,
             reason: format!(
-                "this kernel ({}) cannot create {kind} devices",
-                kernel_release()
+                "this kernel ({}) cannot create {} devices",
+                kernel_release(),
+                kinds.join(" and ")
             ),
         })
-        .collect();
-    sh(&format!("ip netns del {ns}"));
-    out
+        .collect()
 }
 
 pub fn kernel_release() -> String {

@@ -43,6 +43,14 @@ pub enum Accel {
 }
 
 impl Accel {
+    /// `KVM` or `TCG`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Accel::Kvm => "KVM",
+            Accel::Tcg => "TCG",
+        }
+    }
+
     pub fn describe(self) -> &'static str {
         match self {
             Accel::Kvm => "KVM",
@@ -217,7 +225,7 @@ pub fn accel(kernel: &Kernel) -> Result<Accel> {
         && let Some((k, verdict)) = text.rsplit_once('\n')
         && k == key
     {
-        return Ok(if verdict == "kvm" {
+        return Ok(if verdict == Accel::Kvm.name() {
             Accel::Kvm
         } else {
             Accel::Tcg
@@ -239,7 +247,7 @@ pub fn accel(kernel: &Kernel) -> Result<Accel> {
         })
         .unwrap_or(false);
     let verdict = if ok { Accel::Kvm } else { Accel::Tcg };
-    fs::write(&cache, format!("{key}\n{}", if ok { "kvm" } else { "tcg" }))?;
+    fs::write(&cache, format!("{key}\n{}", verdict.name()))?;
     Ok(verdict)
 }
 
@@ -264,20 +272,12 @@ pub fn boot_with(
     let _ = fs::remove_dir_all(out);
     fs::create_dir_all(out)?;
     let script = out.join("run.sh");
-    fs::write(&script, guest_script(out, jobs))?;
+    fs::write(&script, guest_script(out, jobs, "poweroff -f"))?;
     let console = fs::File::create(out.join("console.log"))?;
-    let mut cmd = Command::new("vng");
-    cmd.arg("-v");
-    if accel == Accel::Tcg {
-        cmd.arg("--disable-kvm");
-    }
-    cmd.arg("-r")
-        .arg(&kernel.vmlinuz)
-        .args(["--cpus", "2", "--memory", "2G", "--rwdir"])
-        .arg(out)
+    let mut cmd = vng(kernel, accel, out);
+    cmd.arg("-v")
         .arg("--exec")
         .arg(format!("sh {}", script.display()))
-        .current_dir(workspace_root())
         .stdin(Stdio::null())
         .stdout(console.try_clone()?)
         .stderr(console);
@@ -290,6 +290,9 @@ pub fn boot_with(
         if boot_time.is_none() && out.join("booted").exists() {
             boot_time = Some(start.elapsed());
         }
+        // Whether the VM is gone is read before its results, so that what the guest wrote
+        // just before powering off is still collected.
+        let exited = child.0.try_wait()?.is_some();
         while next < jobs.len() {
             match job_result(out, &jobs[next].name) {
                 Some(r) => {
@@ -300,7 +303,6 @@ pub fn boot_with(
                 None => break,
             }
         }
-        let exited = child.0.try_wait()?.is_some();
         if next == jobs.len() || exited {
             break;
         }
@@ -346,10 +348,19 @@ pub fn shell(kernel: &Kernel, accel: Accel) -> Result<()> {
     let _ = fs::remove_dir_all(&out);
     fs::create_dir_all(&out)?;
     let script = out.join("shell.sh");
-    let setup = guest_script(&out, &[]);
-    let setup = setup.replace("poweroff -f\n", "exec bash -i\n");
-    fs::write(&script, setup)?;
+    fs::write(&script, guest_script(&out, &[], "exec bash -i"))?;
     run(Command::new("chmod").arg("+x").arg(&script))?;
+    vng(kernel, accel, &out)
+        .arg("--shell")
+        .arg(&script)
+        .status()
+        .context("cannot start vng")?;
+    Ok(())
+}
+
+/// `vng` booting `kernel` with two CPUs, 2 GiB and `out` writable in the guest, started
+/// from the workspace (the guest starts in the same path).
+fn vng(kernel: &Kernel, accel: Accel, out: &Path) -> Command {
     let mut cmd = Command::new("vng");
     if accel == Accel::Tcg {
         cmd.arg("--disable-kvm");
@@ -357,12 +368,9 @@ pub fn shell(kernel: &Kernel, accel: Accel) -> Result<()> {
     cmd.arg("-r")
         .arg(&kernel.vmlinuz)
         .args(["--cpus", "2", "--memory", "2G", "--rwdir"])
-        .arg(&out)
-        .arg("--shell")
-        .arg(&script)
+        .arg(out)
         .current_dir(workspace_root());
-    cmd.status().context("cannot start vng")?;
-    Ok(())
+    cmd
 }
 
 struct KillOnDrop(Child);
@@ -438,8 +446,8 @@ fn quote(s: &str) -> String {
 }
 
 /// The script the guest runs: set-up, then each job with its output, status and time
-/// written to `out`.
-fn guest_script(out: &Path, jobs: &[Job]) -> String {
+/// written to `out`, then `last` (power off, or a shell).
+fn guest_script(out: &Path, jobs: &[Job], last: &str) -> String {
     let o = quote(&out.display().to_string());
     let path = std::env::var("PATH").unwrap_or_default();
     let mut s = format!(
@@ -477,7 +485,8 @@ fn guest_script(out: &Path, jobs: &[Job]) -> String {
             argv.join(" "),
         );
     }
-    s += &format!("touch {o}/done\npoweroff -f\n");
+    s += last;
+    s.push('\n');
     s
 }
 
@@ -500,7 +509,7 @@ mod tests {
             env: vec![("VIPD_BIN".into(), "/w/vipd".into())],
             argv: vec!["/w/t/failover-1".into(), "it's".into()],
         }];
-        let s = guest_script(Path::new("/w/out"), &jobs);
+        let s = guest_script(Path::new("/w/out"), &jobs, "poweroff -f");
         assert!(s.contains("mount -t bpf bpf /sys/fs/bpf"));
         assert!(s.contains(&format!("modprobe -a {MODULES}")));
         assert!(s.contains("(cd '/w/tests' && env VIPD_BIN='/w/vipd' "));
