@@ -16,7 +16,12 @@ fn main() -> Result<()> {
     let (syn_ns, advert_ns) = in_netns(&lab.nodes[0].ns.clone(), move || -> Result<(f64, f64)> {
         let mut dp = Dataplane::load(&pin, &[])?;
         let ifindex = ifindex("eth0")?;
-        dp.add_group(ifindex, 1, std::net::Ipv4Addr::new(224, 0, 0, 18))?;
+        let rx = vipd::kernel::dataplane::Reception {
+            destination: std::net::Ipv4Addr::new(224, 0, 0, 18),
+            peers: Vec::new(),
+            ttl_check: true,
+        };
+        dp.add_group(ifindex, 1, &rx)?;
         let mut ring = dp.take_adverts().context("advertisement ring buffer")?;
         let (_, syn_ns) = dp.test_run_xdp(&frames::tcp_syn(VIP), ifindex, repeat)?;
         // Advertisements fill the ring buffer: run batches it can hold, draining between.

@@ -764,6 +764,30 @@ impl Lab {
         ))
     }
 
+    /// Makes the lab's bridge drop every multicast frame (broadcast still passes, so ARP
+    /// works), with a rule of nftables' bridge family, as a network that carries no
+    /// multicast does.
+    pub fn drop_multicast(&self) -> Result<()> {
+        self.switch_ok(
+            "nft add table bridge vipdtest && \
+             nft add chain bridge vipdtest nomcast '{ type filter hook forward priority 0; }' && \
+             nft add rule bridge vipdtest nomcast ether daddr '&' 01:00:00:00:00:00 == \
+             01:00:00:00:00:00 ether daddr != ff:ff:ff:ff:ff:ff counter drop",
+        )?;
+        Ok(())
+    }
+
+    /// How many multicast frames the rule of [`Lab::drop_multicast`] dropped.
+    pub fn multicast_dropped(&self) -> Result<u64> {
+        let out = self.switch_ok("nft list chain bridge vipdtest nomcast")?;
+        let packets = out
+            .split_whitespace()
+            .skip_while(|w| *w != "packets")
+            .nth(1)
+            .context("no counter in the bridge's rule")?;
+        Ok(packets.parse()?)
+    }
+
     /// Two nodes started as users type vipd (group 1, advskew 0 and 100), node 1 MASTER and
     /// node 2 BACKUP.
     pub fn pair_as_user(tag: &str) -> Lab {
@@ -1052,6 +1076,11 @@ pub mod packets {
 
         pub fn send_ipv4_multicast(&self, packet: &[u8]) -> Result<()> {
             let dst = [0x01, 0x00, 0x5e, packet[17] & 0x7f, packet[18], packet[19]];
+            self.send_ipv4(dst, packet)
+        }
+
+        /// Sends an IPv4 packet in a frame to `dst` (a unicast MAC, say).
+        pub fn send_ipv4(&self, dst: [u8; 6], packet: &[u8]) -> Result<()> {
             let mut frame = dst.to_vec();
             frame.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x66]);
             frame.extend_from_slice(&ETH_P_IP.to_be_bytes());

@@ -4,7 +4,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use vipd::kernel::clock::monotonic_ns;
-use vipd::kernel::dataplane::{Dataplane, XdpPreference};
+use vipd::kernel::dataplane::{Dataplane, Reception, XdpPreference};
 use vipd_common::{AdvertEvent, Reason, VipOwner};
 use vipd_tests::{Lab, VIP, frames, in_netns};
 
@@ -34,6 +34,20 @@ enum Setup {
     NotOwned,
     /// The VIP owned with a live lease; group 1 registered.
     Owned,
+    /// The VIP not owned; group 1 registered as a unicast group of this node ([`ME`]) whose
+    /// one peer is the ucarp capture's source; with `any_ttl`, `peer_ttl_check = false`.
+    Unicast { any_ttl: bool },
+}
+
+/// This node's own address in the unicast rows.
+const ME: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+
+fn multicast() -> Reception {
+    Reception {
+        destination: Ipv4Addr::new(224, 0, 0, 18),
+        peers: Vec::new(),
+        ttl_check: true,
+    }
 }
 
 /// One row of the verdict table: a frame, the state it meets, what the ingress program
@@ -64,6 +78,17 @@ fn verdict_table() -> Vec<Row> {
     vrrp.extend_from_slice(&[
         0x21, 1, 100, 1, 1, 1, 0, 0, 10, 0, 0, 100, 0, 0, 0, 0, 0, 0, 0, 0,
     ]);
+    // The capture sent to this node instead of the group, and from a source that is not the
+    // unicast group's peer.
+    let edit_ip = |f: &dyn Fn(&mut Vec<u8>)| {
+        let mut p = ip.clone();
+        p[16..20].copy_from_slice(&ME.octets());
+        f(&mut p);
+        frames::ipv4(&p)
+    };
+    let unicast = edit_ip(&|_| {});
+    let unicast_ttl_64 = edit_ip(&|p| p[8] = 64);
+    let unicast_stranger = edit_ip(&|p| p[15] ^= 0x40);
     let mut v6 = frames::tcp_syn(VIP);
     v6[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
     use Setup::*;
@@ -180,6 +205,41 @@ fn verdict_table() -> Vec<Row> {
             XDP_PASS,
             Reason::PassIpv4Other,
         ),
+        row(
+            "unicast advertisement from the group's peer",
+            Unicast { any_ttl: false },
+            unicast.clone(),
+            XDP_PASS,
+            Reason::PassCarpToDaemon,
+        ),
+        row(
+            "unicast advertisement from a source not a peer",
+            Unicast { any_ttl: false },
+            unicast_stranger,
+            XDP_DROP,
+            Reason::DropCarpNotPeer,
+        ),
+        row(
+            "multicast advertisement of a unicast group",
+            Unicast { any_ttl: false },
+            advert.clone(),
+            XDP_DROP,
+            Reason::DropCarpBadDestination,
+        ),
+        row(
+            "unicast advertisement with TTL 64",
+            Unicast { any_ttl: false },
+            unicast_ttl_64.clone(),
+            XDP_DROP,
+            Reason::DropCarpBadTtl,
+        ),
+        row(
+            "unicast TTL 64, peer_ttl_check = false",
+            Unicast { any_ttl: true },
+            unicast_ttl_64,
+            XDP_PASS,
+            Reason::PassCarpToDaemon,
+        ),
         row("IPv6", NotOwned, v6, XDP_PASS, Reason::PassOther),
         row(
             "runt frame",
@@ -213,8 +273,18 @@ fn each_packet_shape_gets_its_verdict_and_moves_its_one_counter() {
                         _ => VipOwner::NOT_OWNED,
                     };
                     dp.set_owner(ifindex, VIP, owner).unwrap();
-                    dp.add_group(ifindex, 1, Ipv4Addr::new(224, 0, 0, 18))
-                        .unwrap();
+                    dp.add_group(ifindex, 1, &multicast()).unwrap();
+                }
+                Setup::Unicast { any_ttl } => {
+                    let ip = frames::hex(frames::UCARP_ADVERT);
+                    let peer = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
+                    dp.set_owner(ifindex, VIP, VipOwner::NOT_OWNED).unwrap();
+                    let rx = Reception {
+                        destination: ME,
+                        peers: vec![peer],
+                        ttl_check: !any_ttl,
+                    };
+                    dp.add_group(ifindex, 1, &rx).unwrap();
                 }
             }
             let before = dp.counters().unwrap();
@@ -286,8 +356,7 @@ fn classifies_hand_built_frames() {
         let advert = frames::ipv4(&ip);
         assert_eq!(run(dp, &advert), XDP_PASS);
         assert_eq!(dp.counters().unwrap().get(Reason::PassCarpOtherVhid), 1);
-        dp.add_group(ifindex, 1, Ipv4Addr::new(224, 0, 0, 18))
-            .unwrap();
+        dp.add_group(ifindex, 1, &multicast()).unwrap();
         let mut ring = dp.take_adverts().unwrap();
         assert_eq!(run(dp, &advert), XDP_PASS);
         assert_eq!(dp.counters().unwrap().get(Reason::PassCarpToDaemon), 1);

@@ -126,6 +126,12 @@ fn a_master_killed_under_ip_netns_exec_without_a_shared_bpffs_stops_answering() 
         "{}",
         lab.log_text(0)
     );
+    // Every map of the same build has the shape the programs declare: all are adopted.
+    assert!(
+        !lab.log_text(0).contains("not adopted"),
+        "{}",
+        lab.log_text(0)
+    );
     std::thread::sleep(2 * SEC);
     assert_eq!(lab.arp_owners(VIP, 3), vec![lab.nodes[1].mac()]);
     // The VIP the killed vipd added is known as vipd's (address protocol 112): a clean stop

@@ -65,6 +65,31 @@ pub const MAX_DRAINS: u32 = 4096;
 pub const MAP_PEER_MACS: &str = "PEER_MACS";
 /// Maximum number of entries in `PEER_MACS`.
 pub const MAX_PEER_MACS: u32 = 1024;
+/// `GROUP_PEERS`: hash map [`GroupPeerKey`] → `u32` (unused, 1). The configured peers of
+/// every unicast group ([`GROUP_UNICAST`]): an advertisement for such a group from any other
+/// source is dropped before it reaches a ring or ends a lease's grace. Written by the daemon
+/// from the configuration only, never from what it receives.
+pub const MAP_GROUP_PEERS: &str = "GROUP_PEERS";
+/// Maximum number of entries in `GROUP_PEERS`.
+pub const MAX_GROUP_PEERS: u32 = 4096;
+
+/// Key of `GROUP_PEERS`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupPeerKey {
+    pub ifindex: u32,
+    /// The CARP group, 1..=255.
+    pub vhid: u32,
+    /// The peer's IPv4 address, network byte order.
+    pub addr: u32,
+}
+
+/// [`VhidSeen::flags`]: the group advertises to configured peers (unicast); only sources in
+/// `GROUP_PEERS` are accepted, and `dst` is this node's own address.
+pub const GROUP_UNICAST: u32 = 1;
+/// [`VhidSeen::flags`]: accept advertisements whatever their TTL (a unicast peer behind a
+/// router, `peer_ttl_check = false`). Without it only TTL 255 passes.
+pub const GROUP_ANY_TTL: u32 = 2;
 
 /// Key of `PEER_MACS`.
 #[repr(C)]
@@ -206,10 +231,13 @@ pub enum Reason {
     PassCarpKnownPeer = 17,
     /// XDP: dropped a CARP advertisement from a known peer; its ring was full.
     DropCarpPeerRingFull = 18,
+    /// XDP: dropped a CARP advertisement for a unicast group from a source that is not one
+    /// of its configured peers.
+    DropCarpNotPeer = 19,
 }
 
 /// Number of slots in `STATS`.
-pub const REASON_COUNT: u32 = 19;
+pub const REASON_COUNT: u32 = 20;
 
 impl Reason {
     /// Every reason, in slot order.
@@ -233,6 +261,7 @@ impl Reason {
         Reason::DropCarpBadDestination,
         Reason::PassCarpKnownPeer,
         Reason::DropCarpPeerRingFull,
+        Reason::DropCarpNotPeer,
     ];
 
     /// Short stable name, used by `vipd status` and its JSON.
@@ -257,6 +286,7 @@ impl Reason {
             Reason::DropCarpBadDestination => "drop_carp_bad_destination",
             Reason::PassCarpKnownPeer => "pass_carp_known_peer",
             Reason::DropCarpPeerRingFull => "drop_carp_peer_ring_full",
+            Reason::DropCarpNotPeer => "drop_carp_not_peer",
         }
     }
 }
@@ -340,10 +370,12 @@ pub struct VhidSeen {
     pub last_src: u32,
     /// Advertisements seen for this group (wraps).
     pub count: u32,
-    /// The group's advertisement destination (multicast group or broadcast), network byte
-    /// order: advertisements sent elsewhere are dropped before they reach the ring.
+    /// The group's advertisement destination (multicast group or broadcast; for a unicast
+    /// group this node's own address), network byte order: advertisements sent elsewhere
+    /// are dropped before they reach the ring.
     pub dst: u32,
-    pub _pad: u32,
+    /// [`GROUP_UNICAST`] and [`GROUP_ANY_TTL`], set by the daemon.
+    pub flags: u32,
 }
 
 /// Length of an advertisement's IPv4 packet: a header without options and the CARP bytes.
@@ -378,6 +410,7 @@ mod pod {
     unsafe impl aya::Pod for super::PeerKey {}
     unsafe impl aya::Pod for super::DrainTarget {}
     unsafe impl aya::Pod for super::PeerMacKey {}
+    unsafe impl aya::Pod for super::GroupPeerKey {}
 }
 
 #[cfg(test)]

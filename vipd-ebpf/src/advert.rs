@@ -1,13 +1,14 @@
 //! Advertisement intake: CARP advertisements of configured groups checked and handed to
-//! the daemon through a ring buffer, known peers first; other IPv4 passes.
+//! the daemon through a ring buffer, known peers first; other IPv4 passes. A unicast
+//! group's advertisements count only from its configured peers.
 use crate::Verdict;
 use crate::drain::drain;
 use crate::maps::*;
 use crate::parse::*;
 use aya_ebpf::helpers::bpf_ktime_get_ns;
 use vipd_common::{
-    ADVERT_PACKET_LEN, AdvertEvent, CARP_TTL, CARP_VERSION_TYPE, IPPROTO_CARP, IPV4_HLEN, PeerKey,
-    Reason, VhidKey,
+    ADVERT_PACKET_LEN, AdvertEvent, CARP_TTL, CARP_VERSION_TYPE, GROUP_ANY_TTL, GROUP_UNICAST,
+    GroupPeerKey, IPPROTO_CARP, IPV4_HLEN, PeerKey, Reason, VhidKey,
 };
 
 #[inline(always)]
@@ -48,13 +49,25 @@ pub(crate) fn classify_ipv4(f: &impl Frame, off: usize, ifindex: u32) -> (Verdic
     let Some(seen) = VHIDS.get_ptr_mut(key) else {
         return (Verdict::Pass, Reason::PassCarpOtherVhid);
     };
-    if ip.ttl != CARP_TTL {
+    // SAFETY: seen points into the map value.
+    let (group_dst, flags) = unsafe { ((*seen).dst, (*seen).flags) };
+    if ip.ttl != CARP_TTL && flags & GROUP_ANY_TTL == 0 {
         return (Verdict::Drop, Reason::DropCarpBadTtl);
     }
     let (src, dst) = (raw32(ip.src), raw32(ip.dst));
-    // SAFETY: seen points into the map value.
-    if dst != unsafe { (*seen).dst } {
+    if dst != group_dst {
         return (Verdict::Drop, Reason::DropCarpBadDestination);
+    }
+    // Before anything is recorded: a forged source must not end a lease's grace.
+    if flags & GROUP_UNICAST != 0 {
+        let peer = GroupPeerKey {
+            ifindex,
+            vhid: key.vhid,
+            addr: src,
+        };
+        if GROUP_PEERS.get_ptr(peer).is_none() {
+            return (Verdict::Drop, Reason::DropCarpNotPeer);
+        }
     }
     // SAFETY: bpf_ktime_get_ns has no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };

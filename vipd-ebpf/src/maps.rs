@@ -7,8 +7,8 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 use vipd_common::{
-    ADVERTS_RING_BYTES, DRAIN_STAT_COUNT, DrainStat, DrainTarget, MAX_DRAINS, MAX_GROUPS,
-    MAX_KNOWN_PEERS, MAX_PEER_MACS, MAX_VIPS, PEER_ADVERTS_RING_BYTES, PeerKey, PeerMacKey,
+    ADVERTS_RING_BYTES, DRAIN_STAT_COUNT, DrainStat, DrainTarget, GroupPeerKey, MAX_DRAINS,
+    MAX_GROUP_PEERS, MAX_GROUPS, MAX_KNOWN_PEERS, MAX_PEER_MACS, MAX_VIPS, PEER_ADVERTS_RING_BYTES, PeerKey, PeerMacKey,
     REASON_COUNT, Reason, VhidKey, VhidSeen, VipKey, VipOwner,
 };
 
@@ -30,6 +30,8 @@ pub(crate) static DRAIN: HashMap<VipKey, DrainTarget> = HashMap::pinned(MAX_DRAI
 pub(crate) static DRAIN_ACTIVE: Array<u32> = Array::pinned(1, 0);
 #[map(name = "PEER_MACS")]
 pub(crate) static PEER_MACS: HashMap<PeerMacKey, u32> = HashMap::pinned(MAX_PEER_MACS, 0);
+#[map(name = "GROUP_PEERS")]
+pub(crate) static GROUP_PEERS: HashMap<GroupPeerKey, u32> = HashMap::pinned(MAX_GROUP_PEERS, 0);
 #[map(name = "DRAIN_STATS")]
 pub(crate) static DRAIN_STATS: PerCpuArray<u64> = PerCpuArray::pinned(DRAIN_STAT_COUNT, 0);
 

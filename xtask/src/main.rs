@@ -120,6 +120,7 @@ const APT_PACKAGES: &[&str] = &[
     "iproute2",
     "iputils-ping",
     "iputils-arping",
+    "nftables",
     "tcpdump",
     "ucarp",
     "keepalived",

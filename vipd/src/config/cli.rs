@@ -200,6 +200,14 @@ pub struct UcarpArgs {
     /// Use broadcast instead of multicast advertisements.
     #[arg(short = 'M', long = "nomcast")]
     pub nomcast: bool,
+    /// Advertise to this peer instead of the multicast group, and accept advertisements
+    /// only from the peers given (repeat for each peer).
+    #[arg(long = "peer", value_name = "ADDR")]
+    pub peer: Vec<String>,
+    /// Accept peers' advertisements whatever their TTL (peers behind a router); with
+    /// --peer only.
+    #[arg(long = "no-peer-ttl-check")]
+    pub no_peer_ttl_check: bool,
     /// Debug output.
     #[arg(short = 'D', long = "debug")]
     pub debug: bool,

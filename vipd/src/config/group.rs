@@ -27,6 +27,13 @@ pub struct RawGroup {
     pub multicast: Option<String>,
     #[serde(default)]
     pub broadcast: bool,
+    /// Send advertisements to these addresses instead of the multicast group, and accept
+    /// them only from these (keepalived's `unicast_peer`, BSD's `carppeer`).
+    #[serde(default)]
+    pub peers: Vec<String>,
+    /// Accept a unicast peer's advertisements only with TTL 255 (default true); false
+    /// allows peers behind a router.
+    pub peer_ttl_check: Option<bool>,
     pub address_mode: Option<AddressMode>,
     pub garp_count: Option<u32>,
     pub garp_interval_ms: Option<u64>,
@@ -277,6 +284,7 @@ impl RawGroup {
         byte(&f("dead_ratio"), dead_ratio, "1..=255")?;
         Params::check_timing(vhid, advbase, advskew, dead_ratio)
             .map_err(|e| invalid(f(e.field()), e.to_string()))?;
+        let multicast_given = self.multicast.is_some();
         let destination = if self.broadcast {
             Ipv4Addr::BROADCAST
         } else {
@@ -296,6 +304,20 @@ impl RawGroup {
                 }
             }
         };
+        let peers = peers_of(&f("peers"), &self.peers, &vips, srcip)?;
+        if !peers.is_empty() && (self.broadcast || multicast_given) {
+            return Err(invalid(
+                f("peers"),
+                "unicast peers replace the multicast group: give peers, or multicast or \
+                 broadcast, not both",
+            ));
+        }
+        if peers.is_empty() && self.peer_ttl_check.is_some() {
+            return Err(invalid(
+                f("peer_ttl_check"),
+                "applies to unicast peers only; give peers too",
+            ));
+        }
         let script_user = match &self.script_user {
             None => None,
             Some(name) => Some(ScriptUser::lookup(name).map_err(|e| invalid(f("script_user"), e))?),
@@ -371,6 +393,8 @@ impl RawGroup {
             xparam: self.xparam,
             shutdown_script: self.shutdown_script,
             destination,
+            peers,
+            peer_ttl_check: self.peer_ttl_check.unwrap_or(true),
             address_mode: self.address_mode.unwrap_or_default(),
             garp_count,
             garp_interval,
@@ -395,6 +419,56 @@ impl RawGroup {
             drain_on_stop,
         })
     }
+}
+
+/// Checks a unicast group's peers: IPv4 unicast addresses of other nodes, each once.
+fn peers_of(
+    field: &str,
+    peers: &[String],
+    vips: &[Vip],
+    srcip: Option<Ipv4Addr>,
+) -> Result<Vec<Ipv4Addr>, ConfigError> {
+    let mut out = Vec::with_capacity(peers.len());
+    for p in peers {
+        let a: Ipv4Addr = match p.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V4(a)) => a,
+            Ok(std::net::IpAddr::V6(a)) => {
+                return Err(invalid(
+                    field,
+                    format!(
+                        "{a} is an IPv6 address; the group advertises over IPv4, so its \
+                         peers must be IPv4 addresses"
+                    ),
+                ));
+            }
+            Err(_) => return Err(invalid(field, format!("{p:?} is not an IP address"))),
+        };
+        let what = if a.is_unspecified() {
+            Some("the unspecified address")
+        } else if a.is_broadcast() {
+            Some("the broadcast address")
+        } else if a.is_multicast() {
+            Some("a multicast address (leave peers out to advertise to a group)")
+        } else if a.is_loopback() {
+            Some("a loopback address")
+        } else if vips.iter().any(|v| v.addr == a) {
+            Some("one of the group's virtual addresses")
+        } else if srcip == Some(a) {
+            Some("this node's own source address (srcip)")
+        } else if out.contains(&a) {
+            Some("listed twice")
+        } else {
+            None
+        };
+        if let Some(what) = what {
+            return Err(invalid(
+                field,
+                format!("{a} is {what}; list the other nodes' own addresses"),
+            ));
+        }
+        out.push(a);
+    }
+    Ok(out)
 }
 
 /// How long a new master forwards the previous master's connections, and how long `vipd

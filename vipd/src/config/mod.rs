@@ -135,6 +135,11 @@ pub struct GroupConfig {
     pub shutdown_script: bool,
     /// Destination of advertisements: 224.0.0.18, another group, or 255.255.255.255 (`-M`).
     pub destination: Ipv4Addr,
+    /// Unicast peers: advertisements go to each of them instead of `destination` and are
+    /// accepted only from them. Empty: multicast (or broadcast).
+    pub peers: Vec<Ipv4Addr>,
+    /// Whether a unicast peer's advertisements must carry TTL 255.
+    pub peer_ttl_check: bool,
     pub address_mode: AddressMode,
     pub garp_count: u32,
     pub garp_interval: Duration,
@@ -164,6 +169,23 @@ pub struct GroupConfig {
     /// At a stop (SIGTERM, `systemctl stop`), how long the group drains its connections to
     /// the VIPs before vipd exits. Zero: it exits once handed over.
     pub drain_on_stop: Duration,
+}
+
+impl GroupConfig {
+    /// Whether the group advertises to unicast peers.
+    pub fn unicast(&self) -> bool {
+        !self.peers.is_empty()
+    }
+
+    /// Where advertisements for this group must be sent to be accepted by a node whose
+    /// source address is `local`: the group's destination, or `local` for a unicast group.
+    pub fn receive_destination(&self, local: Ipv4Addr) -> Ipv4Addr {
+        if self.unicast() {
+            local
+        } else {
+            self.destination
+        }
+    }
 }
 
 /// Where `vipd run` reads its groups unless told otherwise.

@@ -171,6 +171,77 @@ fn srcip_must_be_this_hosts_unicast_address() {
 }
 
 #[test]
+fn unicast_peers_are_other_nodes_ipv4_addresses_each_once() {
+    let c = parse(&format!("{BASE}peers=['10.0.0.2', '10.0.0.3']")).unwrap();
+    let g = &c.groups[0];
+    assert!(g.unicast() && g.peer_ttl_check);
+    assert_eq!(
+        g.peers,
+        [Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(10, 0, 0, 3)]
+    );
+    assert_eq!(
+        g.receive_destination(Ipv4Addr::new(10, 0, 0, 1)),
+        Ipv4Addr::new(10, 0, 0, 1)
+    );
+    let c = parse(&format!("{BASE}peers=['10.0.0.2']\npeer_ttl_check=false")).unwrap();
+    assert!(!c.groups[0].peer_ttl_check);
+    // A multicast group receives at its group whatever its own address.
+    let c = parse(BASE).unwrap();
+    assert!(!c.groups[0].unicast());
+    assert_eq!(
+        c.groups[0].receive_destination(Ipv4Addr::new(10, 0, 0, 1)),
+        carp::DEFAULT_GROUP
+    );
+    let others = "list the other nodes' own addresses";
+    for (peers, what) in [
+        ("'0.0.0.0'", "0.0.0.0 is the unspecified address"),
+        (
+            "'255.255.255.255'",
+            "255.255.255.255 is the broadcast address",
+        ),
+        (
+            "'224.0.0.18'",
+            "224.0.0.18 is a multicast address (leave peers out to advertise to a group)",
+        ),
+        ("'127.0.0.1'", "127.0.0.1 is a loopback address"),
+        (
+            "'10.0.0.100'",
+            "10.0.0.100 is one of the group's virtual addresses",
+        ),
+        ("'10.0.0.2', '10.0.0.2'", "10.0.0.2 is listed twice"),
+    ] {
+        assert_eq!(
+            err(&format!("peers=[{peers}]")),
+            format!("group[0].peers: {what}; {others}")
+        );
+    }
+    assert_eq!(
+        err("srcip='10.0.0.1'\npeers=['10.0.0.1']"),
+        format!("group[0].peers: 10.0.0.1 is this node's own source address (srcip); {others}")
+    );
+    assert_eq!(
+        err("peers=['fd00::2']"),
+        "group[0].peers: fd00::2 is an IPv6 address; the group advertises over IPv4, so its \
+         peers must be IPv4 addresses"
+    );
+    assert_eq!(
+        err("peers=['node2']"),
+        "group[0].peers: \"node2\" is not an IP address"
+    );
+    for other in ["multicast='239.1.1.1'", "broadcast=true"] {
+        assert!(
+            err(&format!("peers=['10.0.0.2']\n{other}"))
+                .starts_with("group[0].peers: unicast peers replace the multicast group"),
+            "{other}"
+        );
+    }
+    assert_eq!(
+        err("peer_ttl_check=false"),
+        "group[0].peer_ttl_check: applies to unicast peers only; give peers too"
+    );
+}
+
+#[test]
 fn every_timeout_and_interval_is_above_zero_and_at_most_a_day() {
     for key in ["garp_interval_ms", "script_timeout_ms"] {
         assert_eq!(

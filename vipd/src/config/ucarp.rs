@@ -38,6 +38,8 @@ pub fn raw_group(args: UcarpArgs) -> RawGroup {
         shutdown_script: args.shutdown,
         multicast: args.mcast,
         broadcast: args.nomcast,
+        peers: args.peer,
+        peer_ttl_check: args.no_peer_ttl_check.then_some(false),
         ignore_ifstate: args.ignoreifstate,
         script_user: args.script_user,
         script_security: Some(!args.no_script_security),
@@ -68,6 +70,8 @@ pub fn flag_names(msg: &str) -> String {
         ("--upscript:", "--upscript (-u):"),
         ("--downscript:", "--downscript (-d):"),
         ("--multicast:", "--mcast (-m):"),
+        ("--peers:", "--peer:"),
+        ("--peer_ttl_check:", "--no-peer-ttl-check:"),
         ("--facility:", "--facility (-f):"),
         ("--script_user:", "--script-user:"),
     ];

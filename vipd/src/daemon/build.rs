@@ -11,6 +11,7 @@ use super::executor::{GroupCounters, Link, Member, Tx};
 use super::{Daemon, Options, TrackerReport};
 use crate::config::{AddressMode, Config, DemoteMode, GroupConfig};
 use crate::kernel::Kernel;
+use crate::kernel::dataplane::Reception;
 use crate::kernel::netlink::LinkInfo;
 use crate::protocol::election::{DemoteBy, Params};
 use crate::protocol::group::{GroupCore, Settings};
@@ -51,7 +52,8 @@ pub async fn start<E: Effects>(config: Config, mut fx: E, opts: &Options) -> Res
         },
     )?;
     for g in &config.groups {
-        register(&mut fx, index(&g.interface), g)?;
+        let src = sources[&(g.interface.clone(), g.vhid)];
+        register(&mut fx, index(&g.interface), g, src)?;
     }
     let mut interfaces = Vec::new();
     for (name, link) in &links {
@@ -112,7 +114,8 @@ pub(super) async fn source_of<E: Effects>(
             s
         }
         None => configured
-            .into_iter()
+            .iter()
+            .copied()
             .find(|a| !g.vips.iter().any(|v| v.addr == *a))
             .with_context(|| {
                 format!(
@@ -121,14 +124,39 @@ pub(super) async fn source_of<E: Effects>(
                 )
             })?,
     })
+    .and_then(|src| {
+        // A peer that is this node would be advertised to and accepted from itself.
+        match g.peers.iter().find(|p| configured.contains(p)) {
+            Some(p) => bail!(
+                "peer {p} is an address of this node on {}: list the other nodes' addresses",
+                g.interface
+            ),
+            None => Ok(src),
+        }
+    })
 }
 
-/// Registers group `g` in the data plane with every VIP "not owned": its advertisements
-/// reach the daemon, and no node answers for its VIPs before the election says so.
-pub(super) fn register<E: Effects>(fx: &mut E, ifindex: u32, g: &GroupConfig) -> Result<()> {
+/// Registers group `g` (advertising from `src`) in the data plane with every VIP "not
+/// owned": its advertisements reach the daemon, and no node answers for its VIPs before
+/// the election says so.
+pub(super) fn register<E: Effects>(
+    fx: &mut E,
+    ifindex: u32,
+    g: &GroupConfig,
+    src: Ipv4Addr,
+) -> Result<()> {
     let vips: Vec<Ipv4Addr> = g.vips.iter().map(|v| v.addr).collect();
-    fx.register_group(ifindex, g.vhid, g.destination, &vips)?;
+    fx.register_group(ifindex, g.vhid, &reception_of(g, src), &vips)?;
     Ok(())
+}
+
+/// The advertisements group `g`, advertising from `src`, accepts.
+pub(super) fn reception_of(g: &GroupConfig, src: Ipv4Addr) -> Reception {
+    Reception {
+        destination: g.receive_destination(src),
+        peers: g.peers.clone(),
+        ttl_check: g.peer_ttl_check || !g.unicast(),
+    }
 }
 
 /// Attaches the programs to `name` and opens its packet socket.
@@ -168,7 +196,6 @@ pub(super) async fn member<E: Effects>(
     now: Instant,
 ) -> Result<Member> {
     let link = &links[&g.interface];
-    let vip_addrs: Vec<Ipv4Addr> = g.vips.iter().map(|v| v.addr).collect();
     let params = params_of(&g, src);
     params
         .validate()
@@ -193,15 +220,7 @@ pub(super) async fn member<E: Effects>(
             mac: link.mac,
         },
         core: GroupCore::new(params, settings),
-        rx: Receiver::new(
-            label,
-            g.vhid,
-            src,
-            g.destination,
-            vip_addrs,
-            g.key.clone(),
-            g.coverage,
-        ),
+        rx: Receiver::new(label, &g, src),
         tx,
         counters: GroupCounters::new(now),
         added,

@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 use std::time::Instant;
 
 use crate::config::Vip;
-use crate::kernel::dataplane::{DataplaneError, XdpPreference};
+use crate::kernel::dataplane::{DataplaneError, Reception, XdpPreference};
 use crate::kernel::netlink::{AddrError, LinkInfo};
 use crate::ops::control::InterfaceStatus;
 use crate::ops::scripts::ScriptRun;
@@ -51,14 +51,14 @@ pub trait Effects {
     ) -> Result<InterfaceStatus, EffectError>;
     /// Whether the programs are attached to `ifindex` (by this daemon).
     fn attached(&self, ifindex: u32) -> bool;
-    /// Registers group `vhid` on `ifindex` with advertisements to `destination`, each of
-    /// `vips` "not owned": its advertisements reach the daemon, and no node answers for its
-    /// VIPs before the election says so.
+    /// Registers group `vhid` on `ifindex`, accepting the advertisements `rx` describes,
+    /// each of `vips` "not owned": its advertisements reach the daemon, and no node answers
+    /// for its VIPs before the election says so.
     fn register_group(
         &mut self,
         ifindex: u32,
         vhid: u8,
-        destination: Ipv4Addr,
+        rx: &Reception,
         vips: &[Ipv4Addr],
     ) -> Result<(), EffectError>;
     /// Removes every VIP entry (ownership and forwarding) and group entry of the data plane
@@ -78,6 +78,14 @@ pub trait Effects {
     ) -> Result<(), EffectError>;
     /// Sends one Ethernet frame on `ifindex`.
     fn send_frame(&mut self, ifindex: u32, frame: &[u8]) -> Result<(), EffectError>;
+    /// Sends one IPv4 packet (its header included) to the unicast address `dst` out of
+    /// `ifindex`, through the kernel's routing and neighbour resolution.
+    fn send_packet(
+        &mut self,
+        ifindex: u32,
+        dst: Ipv4Addr,
+        packet: &[u8],
+    ) -> Result<(), EffectError>;
     /// Adds `vip` to `ifindex`; `true` when vipd created it.
     async fn add_address(&mut self, ifindex: u32, vip: Vip) -> Result<bool, EffectError>;
     /// Removes `vip` from `ifindex` (absent counts as removed).

@@ -292,6 +292,21 @@ fn send_advert<E: Effects>(fx: &mut E, m: &mut Member, advbase: u8, advskew: u8,
         &m.cfg.key,
     )
     .sealed(m.cfg.coverage, &vips, &m.cfg.key, m.tx.src);
+    if m.cfg.unicast() {
+        // One copy to each peer; the advertisement counts as sent when one copy left.
+        let mut sent = false;
+        for &peer in &m.cfg.peers {
+            let packet = carp::build_ipv4(m.tx.src, peer, m.tx.ip_id, &adv);
+            match fx.send_packet(m.link.index, peer, &packet) {
+                Ok(()) => sent = true,
+                Err(e) => debug!(group = %m.label(), %peer, error = %e, "advertisement not sent"),
+            }
+        }
+        if sent {
+            m.counters.adverts_sent += 1;
+        }
+        return;
+    }
     let packet = carp::build_ipv4(m.tx.src, m.cfg.destination, m.tx.ip_id, &adv);
     let frame = garp::ipv4_frame(m.link.mac, m.cfg.destination, &packet);
     match fx.send_frame(m.link.index, &frame) {
@@ -335,7 +350,6 @@ pub(crate) mod tests {
             demote_by: crate::protocol::election::DemoteBy::Advskew,
         };
         let settings = Settings::of(&cfg);
-        let vips = cfg.vips.iter().map(|v| v.addr).collect();
         Member {
             link: Link {
                 name: "eth0".into(),
@@ -343,15 +357,7 @@ pub(crate) mod tests {
                 mac: MAC,
             },
             core: group::GroupCore::new(params, settings),
-            rx: Receiver::new(
-                "eth0/vhid1".into(),
-                1,
-                ME,
-                cfg.destination,
-                vips,
-                cfg.key.clone(),
-                cfg.coverage,
-            ),
+            rx: Receiver::new("eth0/vhid1".into(), &cfg, ME),
             tx: Tx::new(ME, 1000, 7),
             counters: GroupCounters::new(Instant::now()),
             added: Vec::new(),
@@ -370,6 +376,46 @@ pub(crate) mod tests {
             firm_until: now + Duration::from_secs(3),
             grace_until: now + Duration::from_secs(6),
         }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_unicast_group_sends_each_peer_its_own_copy_and_no_multicast_frame() {
+        let mut fx = Recorder::default();
+        let peers = [Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(10, 0, 0, 3)];
+        let mut m = member(|r| r.peers = peers.iter().map(|p| p.to_string()).collect());
+        let now = Instant::now();
+        let advert = Command::SendAdvert {
+            advbase: 1,
+            advskew: 0,
+            demote: 0,
+        };
+        execute(&mut fx, &mut m, vec![advert], now).await;
+        let log = fx.take();
+        assert_eq!(log.len(), 2, "{log:?}");
+        let vips = [vip(100), vip(101)];
+        for (e, peer) in log.iter().zip(peers) {
+            let Effect::Packet {
+                ifindex,
+                dst,
+                packet,
+            } = e
+            else {
+                panic!("{e:?}");
+            };
+            assert_eq!((*ifindex, *dst), (IFINDEX, peer));
+            // Addressed to the peer, signed, TTL 255, the same counter in both copies.
+            let (src, adv) = carp::decode(packet, peer, |v| {
+                (v == 1).then_some((&vips[..], &m.cfg.key))
+            })
+            .unwrap();
+            assert_eq!((src, adv.counter), (ME, 1001));
+        }
+        assert_eq!(m.counters.adverts_sent, 1);
+        // No copy left: not counted as sent.
+        fx.fail_sends = true;
+        execute(&mut fx, &mut m, vec![advert], now).await;
+        assert!(fx.take().is_empty());
+        assert_eq!(m.counters.adverts_sent, 1);
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -155,15 +155,7 @@ impl<E: Effects> Daemon<E> {
         if g.key != m.cfg.key || g.coverage != m.cfg.coverage {
             warn!(group = %m.label(), "new password or authentication: peers must change it too, \
                 or they stop accepting each other's advertisements");
-            m.rx = Receiver::new(
-                m.label(),
-                g.vhid,
-                m.core.params().local_addr,
-                g.destination,
-                g.vips.iter().map(|v| v.addr).collect(),
-                g.key.clone(),
-                g.coverage,
-            );
+            m.rx = Receiver::new(m.label(), &g, m.core.params().local_addr);
         }
         let params = params_of(&g, m.core.params().local_addr);
         let settings = Settings::of(&g);

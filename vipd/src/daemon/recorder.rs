@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::effects::{EffectError, Effects, ForwardTarget};
 use crate::config::Vip;
-use crate::kernel::dataplane::XdpPreference;
+use crate::kernel::dataplane::{Reception, XdpPreference};
 use crate::kernel::netlink::{AddrError, LinkInfo};
 use crate::ops::control::InterfaceStatus;
 use crate::ops::scripts::ScriptRun;
@@ -24,6 +24,12 @@ pub enum Effect {
     Frame {
         ifindex: u32,
         frame: Vec<u8>,
+    },
+    /// An IPv4 packet to a unicast address.
+    Packet {
+        ifindex: u32,
+        dst: Ipv4Addr,
+        packet: Vec<u8>,
     },
     AddAddress {
         ifindex: u32,
@@ -59,6 +65,7 @@ pub enum Effect {
     RegisterGroup {
         ifindex: u32,
         vhid: u8,
+        rx: Reception,
     },
     /// A VIP entry `retain` removed.
     DropVip {
@@ -150,13 +157,17 @@ impl Effects for Recorder {
         &mut self,
         ifindex: u32,
         vhid: u8,
-        _destination: Ipv4Addr,
+        rx: &Reception,
         vips: &[Ipv4Addr],
     ) -> Result<(), EffectError> {
         for &vip in vips {
             self.write_lease(ifindex, vhid, vip, None)?;
         }
-        self.log.push(Effect::RegisterGroup { ifindex, vhid });
+        self.log.push(Effect::RegisterGroup {
+            ifindex,
+            vhid,
+            rx: rx.clone(),
+        });
         self.groups.insert((ifindex, vhid));
         Ok(())
     }
@@ -208,6 +219,26 @@ impl Effects for Recorder {
         self.log.push(Effect::Frame {
             ifindex,
             frame: frame.to_vec(),
+        });
+        Ok(())
+    }
+
+    fn send_packet(
+        &mut self,
+        ifindex: u32,
+        dst: Ipv4Addr,
+        packet: &[u8],
+    ) -> Result<(), EffectError> {
+        if self.fail_sends {
+            return Err(EffectError::Send {
+                ifindex,
+                source: std::io::Error::from_raw_os_error(libc::ENETDOWN),
+            });
+        }
+        self.log.push(Effect::Packet {
+            ifindex,
+            dst,
+            packet: packet.to_vec(),
         });
         Ok(())
     }

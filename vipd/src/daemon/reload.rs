@@ -141,7 +141,7 @@ async fn start_group<E: Effects>(
     src: Ipv4Addr,
     demotions: &Path,
 ) -> Result<()> {
-    register(&mut d.fx, link.index, &g)?;
+    register(&mut d.fx, link.index, &g, src)?;
     let key = (g.interface.clone(), g.vhid);
     let links = HashMap::from([(g.interface.clone(), link.clone())]);
     let m = member(&mut d.fx, g, &links, src, Instant::now()).await?;

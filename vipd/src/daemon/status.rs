@@ -20,6 +20,7 @@ impl<E: Effects> Daemon<E> {
                     interface: m.cfg.interface.clone(),
                     vhid: m.cfg.vhid,
                     vips: m.cfg.vips.iter().map(|v| v.to_string()).collect(),
+                    peers: m.cfg.peers.iter().map(|p| p.to_string()).collect(),
                     state: if m.core.draining().is_some() {
                         "DRAINING".to_owned()
                     } else {

@@ -24,10 +24,11 @@ use netlink_packet_utils::nla::Nla;
 use netlink_sys::protocols::NETLINK_ROUTE;
 use netlink_sys::{Socket, SocketAddr};
 use vipd_common::{
-    DRAIN_STAT_COUNT, DrainStat, DrainTarget, MAP_ADVERTS, MAP_DRAIN, MAP_DRAIN_ACTIVE,
-    MAP_DRAIN_STATS, MAP_KNOWN_PEERS, MAP_PEER_ADVERTS, MAP_PEER_MACS, MAP_STATS, MAP_VHIDS,
-    MAP_VIP_OWNER, PeerKey, PeerMacKey, REASON_COUNT, Reason, TC_EGRESS_PROGRAM,
-    TC_INGRESS_PROGRAM, VhidKey, VhidSeen, VipKey, VipOwner, XDP_PROGRAM,
+    DRAIN_STAT_COUNT, DrainStat, DrainTarget, GROUP_ANY_TTL, GROUP_UNICAST, GroupPeerKey,
+    MAP_ADVERTS, MAP_DRAIN, MAP_DRAIN_ACTIVE, MAP_DRAIN_STATS, MAP_GROUP_PEERS, MAP_KNOWN_PEERS,
+    MAP_PEER_ADVERTS, MAP_PEER_MACS, MAP_STATS, MAP_VHIDS, MAP_VIP_OWNER, PeerKey, PeerMacKey,
+    REASON_COUNT, Reason, TC_EGRESS_PROGRAM, TC_INGRESS_PROGRAM, VhidKey, VhidSeen, VipKey,
+    VipOwner, XDP_PROGRAM,
 };
 
 /// The XDP/TC object built by `cargo xtask build-ebpf` (empty when vipd was built without
@@ -200,7 +201,20 @@ pub struct Dataplane {
     drain_active: Array<MapData, u32>,
     drain_stats: PerCpuArray<MapData, u64>,
     peer_macs: HashMap<MapData, PeerMacKey, u32>,
+    group_peers: HashMap<MapData, GroupPeerKey, u32>,
     attached: Vec<(String, u32)>,
+}
+
+/// Which advertisements of a group the programs hand to the daemon.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reception {
+    /// Where they must be sent: the multicast group (or broadcast), or for a unicast group
+    /// this node's own address.
+    pub destination: Ipv4Addr,
+    /// A unicast group's peers, the only sources accepted; empty for a multicast group.
+    pub peers: Vec<Ipv4Addr>,
+    /// Whether only TTL 255 is accepted.
+    pub ttl_check: bool,
 }
 
 fn is_bpffs(path: &Path) -> bool {
@@ -342,6 +356,11 @@ impl Dataplane {
                 .ok_or(DataplaneError::Missing(MAP_PEER_MACS))?,
         )
         .map_err(map_err(MAP_PEER_MACS))?;
+        let group_peers = HashMap::try_from(
+            ebpf.take_map(MAP_GROUP_PEERS)
+                .ok_or(DataplaneError::Missing(MAP_GROUP_PEERS))?,
+        )
+        .map_err(map_err(MAP_GROUP_PEERS))?;
         let mut dp = Dataplane {
             ebpf,
             pin_dir: pin_dir.to_owned(),
@@ -355,6 +374,7 @@ impl Dataplane {
             drain_active,
             drain_stats,
             peer_macs,
+            group_peers,
             attached: Vec::new(),
         };
         // Forwarding is decided again by this daemon's groups: an adopted entry (a daemon
@@ -611,6 +631,7 @@ impl Dataplane {
                 .remove(&k)
                 .map_err(map_err("removing a stale group entry"))?;
         }
+        self.remove_group_peers(|k| !keep_group(k.ifindex, k.vhid as u8))?;
         // A removed group forwards nothing any more.
         let stale: Vec<VipKey> = self
             .drain
@@ -627,25 +648,63 @@ impl Dataplane {
         Ok(())
     }
 
-    /// Registers CARP group `vhid` on `ifindex` with its advertisement destination: its
-    /// advertisements now reach the daemon. What the program saw of it before is kept.
-    pub fn add_group(&mut self, ifindex: u32, vhid: u8, dst: Ipv4Addr) -> Result<()> {
+    /// Registers CARP group `vhid` on `ifindex` with what its advertisements must be
+    /// ([`Reception`]): they now reach the daemon. What the program saw of it before is
+    /// kept. A unicast group's peers are written before its entry says it is unicast, and
+    /// peers no longer listed are removed after.
+    pub fn add_group(&mut self, ifindex: u32, vhid: u8, rx: &Reception) -> Result<()> {
         let key = VhidKey {
             ifindex,
             vhid: vhid as u32,
         };
-        let dst = u32::from_ne_bytes(dst.octets());
+        let peer_key = |a: Ipv4Addr| GroupPeerKey {
+            ifindex,
+            vhid: vhid as u32,
+            addr: u32::from_ne_bytes(a.octets()),
+        };
+        for &peer in &rx.peers {
+            self.group_peers
+                .insert(peer_key(peer), 1, 0)
+                .map_err(map_err(format!("adding peer {peer} of vhid {vhid}")))?;
+        }
+        let dst = u32::from_ne_bytes(rx.destination.octets());
+        let mut flags = 0;
+        if !rx.peers.is_empty() {
+            flags |= GROUP_UNICAST;
+        }
+        if !rx.ttl_check {
+            flags |= GROUP_ANY_TTL;
+        }
         let seen = match self.vhids.get(&key, 0) {
-            Ok(seen) if seen.dst == dst => return Ok(()),
-            Ok(seen) => VhidSeen { dst, ..seen },
+            Ok(seen) => VhidSeen { dst, flags, ..seen },
             Err(_) => VhidSeen {
                 dst,
+                flags,
                 ..VhidSeen::default()
             },
         };
         self.vhids
             .insert(key, seen, 0)
-            .map_err(map_err(format!("registering vhid {vhid}")))
+            .map_err(map_err(format!("registering vhid {vhid}")))?;
+        let listed: Vec<GroupPeerKey> = rx.peers.iter().map(|&a| peer_key(a)).collect();
+        self.remove_group_peers(|k| {
+            k.ifindex == ifindex && k.vhid == key.vhid && !listed.contains(k)
+        })
+    }
+
+    fn remove_group_peers(&mut self, stale: impl Fn(&GroupPeerKey) -> bool) -> Result<()> {
+        let gone: Vec<GroupPeerKey> = self
+            .group_peers
+            .keys()
+            .filter_map(|k| k.ok())
+            .filter(|k| stale(k))
+            .collect();
+        for k in gone {
+            self.group_peers
+                .remove(&k)
+                .map_err(map_err("removing a peer no longer configured"))?;
+        }
+        Ok(())
     }
 
     /// What the XDP program last saw of group `vhid` on `ifindex`.
@@ -742,7 +801,7 @@ impl Dataplane {
 }
 
 /// The maps vipd pins (by these names) when it adopts them.
-const OUR_MAPS: [&str; 10] = [
+const OUR_MAPS: [&str; 11] = [
     MAP_STATS,
     MAP_VIP_OWNER,
     MAP_VHIDS,
@@ -753,6 +812,7 @@ const OUR_MAPS: [&str; 10] = [
     MAP_DRAIN_ACTIVE,
     MAP_DRAIN_STATS,
     MAP_PEER_MACS,
+    MAP_GROUP_PEERS,
 ];
 
 mod attach;

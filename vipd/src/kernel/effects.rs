@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 use super::clock;
-use super::dataplane::{Dataplane, DataplaneError, XdpPreference};
+use super::dataplane::{Dataplane, DataplaneError, Reception, XdpPreference};
 use super::garp::LinkSender;
 use super::netlink::{LinkInfo, Netlink, harden_arp};
 use super::rings::Rings;
+use super::unicast::IpSender;
 use crate::config::Vip;
 use crate::daemon::effects::{EffectError, Effects, ForwardTarget};
 use crate::ops::control::InterfaceStatus;
@@ -26,6 +27,7 @@ pub struct Kernel {
     dp: Option<Dataplane>,
     nl: Netlink,
     senders: HashMap<u32, LinkSender>,
+    ip_senders: HashMap<u32, IpSender>,
     scripts: ScriptRunner,
 }
 
@@ -41,6 +43,7 @@ impl Kernel {
             dp: None,
             nl: Netlink::new()?,
             senders: HashMap::new(),
+            ip_senders: HashMap::new(),
             scripts: ScriptRunner::start(),
         })
     }
@@ -113,7 +116,10 @@ impl Effects for Kernel {
             "ingress and TC egress programs attached");
         let sender = LinkSender::new(link.index)
             .map_err(|e| EffectError::Setup(format!("opening a packet socket on {name}: {e}")))?;
+        let ip_sender = IpSender::new(name)
+            .map_err(|e| EffectError::Setup(format!("opening a raw IP socket on {name}: {e}")))?;
         self.senders.insert(link.index, sender);
+        self.ip_senders.insert(link.index, ip_sender);
         Ok(InterfaceStatus {
             name: name.to_owned(),
             ifindex: attached.ifindex,
@@ -130,14 +136,14 @@ impl Effects for Kernel {
         &mut self,
         ifindex: u32,
         vhid: u8,
-        destination: Ipv4Addr,
+        rx: &Reception,
         vips: &[Ipv4Addr],
     ) -> Result<(), EffectError> {
         let dp = self.dp()?;
         for &vip in vips {
             dp.set_owner(ifindex, vip, vipd_common::VipOwner::NOT_OWNED)?;
         }
-        Ok(dp.add_group(ifindex, vhid, destination)?)
+        Ok(dp.add_group(ifindex, vhid, rx)?)
     }
 
     fn retain(
@@ -177,6 +183,21 @@ impl Effects for Kernel {
         })?;
         sender
             .send(frame)
+            .map_err(|source| EffectError::Send { ifindex, source })
+    }
+
+    fn send_packet(
+        &mut self,
+        ifindex: u32,
+        dst: Ipv4Addr,
+        packet: &[u8],
+    ) -> Result<(), EffectError> {
+        let sender = self.ip_senders.get(&ifindex).ok_or(EffectError::Send {
+            ifindex,
+            source: std::io::Error::other("no raw IP socket on this interface"),
+        })?;
+        sender
+            .send(dst, packet)
             .map_err(|source| EffectError::Send { ifindex, source })
     }
 

@@ -1,6 +1,6 @@
 //! The kernel side of the effects boundary: the eBPF programs and their maps
 //! ([`dataplane`]), addresses and links over rtnetlink ([`netlink`]), frames on packet
-//! sockets ([`garp`]), TCP connections through sock_diag ([`sockdiag`]), the monotonic clock
+//! sockets ([`garp`]), unicast advertisements on raw IP sockets ([`unicast`]), TCP connections through sock_diag ([`sockdiag`]), the monotonic clock
 //! the programs share ([`clock`]), and [`Kernel`], the real [`crate::daemon::effects::Effects`].
 //!
 //! Mechanism only: nothing here decides ownership or knows an election rule; it does what
@@ -19,6 +19,7 @@ pub(crate) mod garp;
 pub(crate) mod netlink;
 mod rings;
 pub(crate) mod sockdiag;
+mod unicast;
 
 pub use effects::Kernel;
 pub use rings::Rings;

@@ -77,6 +77,9 @@ pub struct GroupStatus {
     pub interface: String,
     pub vhid: u8,
     pub vips: Vec<String>,
+    /// A unicast group's peers; empty for a multicast group.
+    #[serde(default)]
+    pub peers: Vec<String>,
     pub state: String,
     /// Seconds since the last transition.
     pub since_secs: f64,

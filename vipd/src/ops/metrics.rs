@@ -270,6 +270,7 @@ mod tests {
                 interface: "eth0".into(),
                 vhid: 7,
                 vips: vec!["10.0.0.100/24".into()],
+                peers: Vec::new(),
                 state: state.into(),
                 since_secs: 1.0,
                 master: None,

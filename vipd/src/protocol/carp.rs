@@ -400,6 +400,16 @@ pub fn parse_ipv4(
     packet: &[u8],
     group: Ipv4Addr,
 ) -> Result<(Ipv4Addr, Ipv4Addr, &[u8]), CarpError> {
+    parse_ipv4_ttl(packet, group, true)
+}
+
+/// [`parse_ipv4`], checking the TTL only with `ttl_check` (a unicast peer behind a router
+/// may be accepted whatever its TTL).
+pub fn parse_ipv4_ttl(
+    packet: &[u8],
+    group: Ipv4Addr,
+    ttl_check: bool,
+) -> Result<(Ipv4Addr, Ipv4Addr, &[u8]), CarpError> {
     if packet.len() < IPV4_HLEN {
         return Err(CarpError::TooShort(packet.len()));
     }
@@ -426,7 +436,7 @@ pub fn parse_ipv4(
     if packet[9] != IPPROTO_CARP {
         return Err(CarpError::NotCarp(packet[9]));
     }
-    if packet[8] != CARP_TTL {
+    if ttl_check && packet[8] != CARP_TTL {
         return Err(CarpError::BadTtl(packet[8]));
     }
     let src = Ipv4Addr::new(packet[12], packet[13], packet[14], packet[15]);
@@ -480,10 +490,20 @@ pub fn decode_covering<'a>(
     lookup: impl Fn(u8) -> Option<(&'a [Ipv4Addr], &'a Key, Coverage)>,
 ) -> Result<(Ipv4Addr, Advert), CarpError> {
     let (src, _, carp) = parse_ipv4(packet, group)?;
+    Ok((src, decode_carp(carp, src, lookup)?))
+}
+
+/// The CARP part of the receive check: structure and checksum, the vhid (`lookup` gives a
+/// configured group's VIPs and key), then the HMAC over the bytes `carp` sent from `src`.
+pub fn decode_carp<'a>(
+    carp: &[u8],
+    src: Ipv4Addr,
+    lookup: impl Fn(u8) -> Option<(&'a [Ipv4Addr], &'a Key, Coverage)>,
+) -> Result<Advert, CarpError> {
     let advert = Advert::parse(carp)?;
     let (vips, key, coverage) = lookup(advert.vhid).ok_or(CarpError::UnknownVhid(advert.vhid))?;
     advert.verify_covering(coverage, vips, key, src)?;
-    Ok((src, advert))
+    Ok(advert)
 }
 
 #[cfg(test)]

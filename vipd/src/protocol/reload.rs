@@ -76,6 +76,8 @@ fn same_identity(old: &GroupConfig, new: &GroupConfig) -> bool {
     old.vips == new.vips
         && old.srcip == new.srcip
         && old.destination == new.destination
+        && old.peers == new.peers
+        && old.peer_ttl_check == new.peer_ttl_check
         && old.address_mode == new.address_mode
         && old.ignore_ifstate == new.ignore_ifstate
 }

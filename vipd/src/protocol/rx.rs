@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
+use crate::config::GroupConfig;
 use crate::protocol::carp::{self, Advert, CarpError, Coverage, Key};
 
 /// How many authenticated counters a group remembers to recognise a replay (about an hour
@@ -24,6 +25,8 @@ pub enum Rejection {
     Carp(CarpError),
     /// Sent from this node's own address.
     OwnAddress,
+    /// A unicast group's advertisement from a source that is not one of its peers.
+    NotPeer,
     /// Carries a counter this node sent: one of our advertisements, replayed.
     OwnCounter,
     /// Carries a counter this group has already accepted (from any source).
@@ -51,6 +54,9 @@ pub struct RxStats {
     pub bad_length: u64,
     pub fragment: u64,
     pub own_address: u64,
+    /// Absent in the status of an older vipd.
+    #[serde(default)]
+    pub not_peer: u64,
     pub own_counter: u64,
     pub replayed: u64,
 }
@@ -79,6 +85,7 @@ impl RxStats {
                 CarpError::Fragment => &mut self.fragment,
             },
             Rejection::OwnAddress => &mut self.own_address,
+            Rejection::NotPeer => &mut self.not_peer,
             Rejection::OwnCounter => &mut self.own_counter,
             Rejection::Replayed => &mut self.replayed,
         }
@@ -89,7 +96,7 @@ impl RxStats {
     }
 
     /// (name, count) of every rejection reason, in a fixed order.
-    pub fn rejections(&self) -> [(&'static str, u64); 19] {
+    pub fn rejections(&self) -> [(&'static str, u64); 20] {
         [
             ("too_short", self.too_short),
             ("bad_version", self.bad_version),
@@ -108,6 +115,7 @@ impl RxStats {
             ("bad_length", self.bad_length),
             ("fragment", self.fragment),
             ("own_address", self.own_address),
+            ("not_peer", self.not_peer),
             ("own_counter", self.own_counter),
             ("replayed", self.replayed),
         ]
@@ -137,6 +145,9 @@ impl SentCounters {
 pub struct Receiver {
     local_addr: Ipv4Addr,
     destination: Ipv4Addr,
+    /// A unicast group's peers, the only sources accepted; empty: any source.
+    peers: Vec<Ipv4Addr>,
+    ttl_check: bool,
     vhid: u8,
     vips: Vec<Ipv4Addr>,
     key: Key,
@@ -150,22 +161,17 @@ pub struct Receiver {
 }
 
 impl Receiver {
-    pub fn new(
-        label: String,
-        vhid: u8,
-        local_addr: Ipv4Addr,
-        destination: Ipv4Addr,
-        vips: Vec<Ipv4Addr>,
-        key: Key,
-        coverage: Coverage,
-    ) -> Receiver {
+    /// The receive state of group `g` on a node advertising from `local_addr`.
+    pub fn new(label: String, g: &GroupConfig, local_addr: Ipv4Addr) -> Receiver {
         Receiver {
             local_addr,
-            destination,
-            vhid,
-            vips,
-            key,
-            coverage,
+            destination: g.receive_destination(local_addr),
+            peers: g.peers.clone(),
+            ttl_check: g.peer_ttl_check || !g.unicast(),
+            vhid: g.vhid,
+            vips: g.vips.iter().map(|v| v.addr).collect(),
+            key: g.key.clone(),
+            coverage: g.coverage,
             seen: HashSet::with_capacity(REMEMBERED_COUNTERS),
             order: VecDeque::with_capacity(REMEMBERED_COUNTERS),
             stats: RxStats::default(),
@@ -207,13 +213,18 @@ impl Receiver {
     ) -> Result<(Ipv4Addr, Advert), Rejection> {
         let (vips, key, coverage) = (&self.vips[..], &self.key, self.coverage);
         let vhid = self.vhid;
-        let (src, advert) = carp::decode_covering(packet, self.destination, |v| {
-            (v == vhid).then_some((vips, key, coverage))
-        })
-        .map_err(Rejection::Carp)?;
+        let (src, _, bytes) = carp::parse_ipv4_ttl(packet, self.destination, self.ttl_check)
+            .map_err(Rejection::Carp)?;
         if src == self.local_addr {
             return Err(Rejection::OwnAddress);
         }
+        // Before the HMAC: a flood from anywhere else costs no hashing.
+        if !self.peers.is_empty() && !self.peers.contains(&src) {
+            return Err(Rejection::NotPeer);
+        }
+        let advert =
+            carp::decode_carp(bytes, src, |v| (v == vhid).then_some((vips, key, coverage)))
+                .map_err(Rejection::Carp)?;
         if sent.contains(advert.counter) {
             return Err(Rejection::OwnCounter);
         }
@@ -259,16 +270,83 @@ mod tests {
     const ME: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
     const PEER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 
+    fn group(edit: impl FnOnce(&mut crate::config::RawGroup)) -> GroupConfig {
+        let mut raw = crate::config::RawGroup {
+            interface: Some("eth0".into()),
+            vhid: Some(1),
+            vips: vec![format!("{VIP}/24")],
+            password: Some("secret".into()),
+            ..Default::default()
+        };
+        edit(&mut raw);
+        raw.validate("").unwrap()
+    }
+
     fn receiver() -> Receiver {
-        Receiver::new(
-            "eth0/vhid1".into(),
-            1,
-            ME,
-            DEFAULT_GROUP,
-            vec![VIP],
-            Key::new(b"secret"),
-            Coverage::Carp,
-        )
+        Receiver::new("eth0/vhid1".into(), &group(|_| {}), ME)
+    }
+
+    fn unicast_packet(src: Ipv4Addr, dst: Ipv4Addr, counter: u64, ttl: u8) -> Vec<u8> {
+        let adv = Advert::signed(1, 1, 0, 0, counter, &[VIP], &Key::new(b"secret"));
+        let mut p = build_ipv4(src, dst, 7, &adv).to_vec();
+        p[8] = ttl;
+        p[10..12].fill(0);
+        let sum = carp::checksum(&p[..20]);
+        p[10..12].copy_from_slice(&sum.to_be_bytes());
+        p
+    }
+
+    #[test]
+    fn a_unicast_group_accepts_its_peers_only_sent_to_this_node() {
+        let g = group(|r| r.peers = vec![PEER.to_string()]);
+        let mut rx = Receiver::new("eth0/vhid1".into(), &g, ME);
+        let (now, none) = (Instant::now(), SentCounters::default());
+        let other = Ipv4Addr::new(10, 0, 0, 66);
+        assert_eq!(
+            rx.receive(&unicast_packet(other, ME, 1, 255), none, now),
+            Err(Rejection::NotPeer)
+        );
+        // To the multicast group, or to another node: not for this node.
+        assert_eq!(
+            rx.receive(&unicast_packet(PEER, DEFAULT_GROUP, 2, 255), none, now),
+            Err(Rejection::Carp(CarpError::BadDestination(DEFAULT_GROUP)))
+        );
+        assert_eq!(
+            rx.receive(&unicast_packet(PEER, ME, 3, 64), none, now),
+            Err(Rejection::Carp(CarpError::BadTtl(64)))
+        );
+        assert_eq!(
+            rx.receive(&unicast_packet(PEER, ME, 4, 255), none, now)
+                .unwrap()
+                .0,
+            PEER
+        );
+        let s = rx.stats();
+        assert_eq!(
+            (s.not_peer, s.bad_destination, s.bad_ttl, s.accepted),
+            (1, 1, 1, 1)
+        );
+        assert!(s.rejections().contains(&("not_peer", 1)));
+    }
+
+    #[test]
+    fn without_the_ttl_check_a_peer_behind_a_router_is_accepted() {
+        let g = group(|r| {
+            r.peers = vec![PEER.to_string()];
+            r.peer_ttl_check = Some(false);
+        });
+        let mut rx = Receiver::new("eth0/vhid1".into(), &g, ME);
+        let (now, none) = (Instant::now(), SentCounters::default());
+        assert!(
+            rx.receive(&unicast_packet(PEER, ME, 1, 62), none, now)
+                .is_ok()
+        );
+        // A multicast group never relaxes it.
+        let mut rx = receiver();
+        assert_eq!(
+            rx.receive(&unicast_packet(PEER, DEFAULT_GROUP, 1, 62), none, now),
+            Err(Rejection::Carp(CarpError::BadTtl(62)))
+        );
     }
 
     fn packet(src: Ipv4Addr, counter: u64, advskew: u8) -> Vec<u8> {

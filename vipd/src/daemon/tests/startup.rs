@@ -135,6 +135,50 @@ async fn start_up_guards_every_vip_before_attaching_and_attaches_before_adding_a
 }
 
 #[tokio::test(flavor = "current_thread")]
+async fn a_unicast_group_is_registered_for_its_peers_and_this_nodes_address() {
+    let file = ConfigFile::new("unicast");
+    let mut config = file.write(&[(1, "10.0.0.100"), (2, "10.0.0.102")]);
+    let peer = Ipv4Addr::new(10, 0, 0, 2);
+    config.groups[0].peers = vec![peer];
+    config.groups[0].peer_ttl_check = false;
+    let d = start(config, recorder(&[]), &options(&file)).await.unwrap();
+    let rx_of = |vhid: u8| {
+        d.fx.log
+            .iter()
+            .find_map(|e| match e {
+                Effect::RegisterGroup { vhid: v, rx, .. } if *v == vhid => Some(rx.clone()),
+                _ => None,
+            })
+            .unwrap()
+    };
+    let unicast = rx_of(1);
+    assert_eq!(
+        (unicast.destination, unicast.peers, unicast.ttl_check),
+        (OWN, vec![peer], false)
+    );
+    let multicast = rx_of(2);
+    assert_eq!(
+        (multicast.destination, multicast.peers, multicast.ttl_check),
+        (crate::protocol::carp::DEFAULT_GROUP, vec![], true)
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_peer_that_is_this_node_is_refused_before_the_data_plane_is_touched() {
+    let file = ConfigFile::new("selfpeer");
+    let mut config = file.write(&[(1, "10.0.0.100")]);
+    // Not the source address (that is refused in the configuration) but another of its own.
+    let other_own = Ipv4Addr::new(10, 0, 0, 7);
+    config.groups[0].peers = vec![Ipv4Addr::new(10, 0, 0, 2), other_own];
+    let fx = recorder(&[other_own]);
+    let err = start(config, fx, &options(&file)).await.err().unwrap();
+    assert_eq!(
+        err.to_string(),
+        "peer 10.0.0.7 is an address of this node on eth0: list the other nodes' addresses"
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
 async fn a_wrong_source_address_is_refused_before_the_data_plane_is_touched() {
     let file = ConfigFile::new("srcip");
     let mut config = file.write(&[(1, "10.0.0.100")]);

@@ -206,8 +206,54 @@ pub(super) fn vipd_program(ifindex: u32, id: u32) -> Result<aya::programs::Progr
     Ok(info)
 }
 
-/// Pins the maps of vipd's attached `program` in `pin_dir`, for the loader to reuse.
+/// A map's shape: key size, value size, maximum entries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Layout {
+    pub key: u32,
+    pub value: u32,
+    pub max_entries: u32,
+}
+
+/// Why an attached program's map `name` of shape `found` cannot serve the programs about to
+/// be loaded, which declare it as `wanted` (`None`: they have no such map); `None` when it
+/// can. A map of another shape (left by another version of vipd) would be read and
+/// written with the wrong sizes or indexes.
+pub(super) fn layout_change(name: &str, found: Layout, wanted: Option<Layout>) -> Option<String> {
+    match wanted {
+        None => Some(format!("{name}: the programs no longer declare it")),
+        Some(w) if w != found => Some(format!(
+            "{name}: key {}/value {}/entries {} where the programs declare {}/{}/{}",
+            found.key, found.value, found.max_entries, w.key, w.value, w.max_entries
+        )),
+        Some(_) => None,
+    }
+}
+
+/// The shape of every map the object declares, by name.
+fn declared_layouts() -> Result<std::collections::HashMap<String, Layout>> {
+    let obj = aya_obj::Object::parse(EBPF_OBJECT).map_err(|e| DataplaneError::Link {
+        what: "reading the maps the programs declare".into(),
+        detail: e.to_string(),
+    })?;
+    Ok(obj
+        .maps
+        .iter()
+        .map(|(name, m)| {
+            let layout = Layout {
+                key: m.key_size(),
+                value: m.value_size(),
+                max_entries: m.max_entries(),
+            };
+            (name.clone(), layout)
+        })
+        .collect())
+}
+
+/// Pins the maps of vipd's attached `program` in `pin_dir`, for the loader to reuse. A map
+/// whose shape differs from the one the programs declare (an upgrade that changed it) is
+/// not adopted: the new programs start with a fresh one, and the log says which.
 pub(super) fn adopt_maps(program: &aya::programs::ProgramInfo, pin_dir: &Path) -> Result<()> {
+    let declared = declared_layouts()?;
     let ids = program
         .map_ids()
         .map_err(prog_err("reading the maps of the attached program"))?
@@ -218,6 +264,15 @@ pub(super) fn adopt_maps(program: &aya::programs::ProgramInfo, pin_dir: &Path) -
         let Some(name) = info.name_as_str().filter(|n| OUR_MAPS.contains(n)) else {
             continue;
         };
+        let found = Layout {
+            key: info.key_size(),
+            value: info.value_size(),
+            max_entries: info.max_entries(),
+        };
+        if let Some(why) = layout_change(name, found, declared.get(name).copied()) {
+            tracing::warn!(map = name, reason = %why, "not adopted: it starts empty");
+            continue;
+        }
         map.pin(pin_dir.join(name))
             .map_err(|e| DataplaneError::Link {
                 what: format!("pinning the adopted map {name}"),

@@ -13,3 +13,22 @@ fn a_bpf_filters_program_id_is_found_among_its_options() {
     assert_eq!(nested_u32(&options[..22], TCA_BPF_ID), None);
     assert_eq!(nested_u32(&[255, 255, 11, 0], TCA_BPF_ID), None);
 }
+
+#[test]
+fn only_maps_of_the_declared_shape_are_adopted() {
+    let stats = |max_entries| Layout {
+        key: 4,
+        value: 8,
+        max_entries,
+    };
+    assert_eq!(layout_change("STATS", stats(20), Some(stats(20))), None);
+    // An older vipd's counters, one reason short: the new programs would count past it.
+    assert_eq!(
+        layout_change("STATS", stats(19), Some(stats(20))).as_deref(),
+        Some("STATS: key 4/value 8/entries 19 where the programs declare 4/8/20")
+    );
+    assert_eq!(
+        layout_change("OLD", stats(1), None).as_deref(),
+        Some("OLD: the programs no longer declare it")
+    );
+}

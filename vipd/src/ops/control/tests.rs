@@ -27,6 +27,7 @@ fn group() -> GroupStatus {
         interface: "eth0".into(),
         vhid: 7,
         vips: vec!["10.0.0.100".into()],
+        peers: Vec::new(),
         state: "MASTER".into(),
         since_secs: 1.5,
         master: Some("10.0.0.1".into()),
