@@ -312,6 +312,13 @@ impl RawGroup {
                  broadcast, not both",
             ));
         }
+        if !peers.is_empty() && srcip.is_none() {
+            return Err(invalid(
+                f("srcip"),
+                "is required with unicast peers: it is the address they send to and accept \
+                 advertisements from",
+            ));
+        }
         if peers.is_empty() && self.peer_ttl_check.is_some() {
             return Err(invalid(
                 f("peer_ttl_check"),

@@ -145,6 +145,13 @@ fn password_file_first_line() {
 }
 
 const BASE: &str = "[[group]]\ninterface='eth0'\nvhid=1\nvips=['10.0.0.100/24']\npassword='x'\n";
+/// [`BASE`] with this node's source address, as a unicast group needs.
+const UNICAST: &str =
+    "[[group]]\ninterface='eth0'\nvhid=1\nvips=['10.0.0.100/24']\npassword='x'\nsrcip='10.0.0.1'\n";
+
+fn unicast_err(extra: &str) -> String {
+    parse(&format!("{UNICAST}{extra}")).unwrap_err().to_string()
+}
 
 fn err(extra: &str) -> String {
     parse(&format!("{BASE}{extra}")).unwrap_err().to_string()
@@ -172,7 +179,7 @@ fn srcip_must_be_this_hosts_unicast_address() {
 
 #[test]
 fn unicast_peers_are_other_nodes_ipv4_addresses_each_once() {
-    let c = parse(&format!("{BASE}peers=['10.0.0.2', '10.0.0.3']")).unwrap();
+    let c = parse(&format!("{UNICAST}peers=['10.0.0.2', '10.0.0.3']")).unwrap();
     let g = &c.groups[0];
     assert!(g.unicast() && g.peer_ttl_check);
     assert_eq!(
@@ -183,7 +190,10 @@ fn unicast_peers_are_other_nodes_ipv4_addresses_each_once() {
         g.receive_destination(Ipv4Addr::new(10, 0, 0, 1)),
         Ipv4Addr::new(10, 0, 0, 1)
     );
-    let c = parse(&format!("{BASE}peers=['10.0.0.2']\npeer_ttl_check=false")).unwrap();
+    let c = parse(&format!(
+        "{UNICAST}peers=['10.0.0.2']\npeer_ttl_check=false"
+    ))
+    .unwrap();
     assert!(!c.groups[0].peer_ttl_check);
     // A multicast group receives at its group whatever its own address.
     let c = parse(BASE).unwrap();
@@ -211,30 +221,33 @@ fn unicast_peers_are_other_nodes_ipv4_addresses_each_once() {
         ("'10.0.0.2', '10.0.0.2'", "10.0.0.2 is listed twice"),
     ] {
         assert_eq!(
-            err(&format!("peers=[{peers}]")),
+            unicast_err(&format!("peers=[{peers}]")),
             format!("group[0].peers: {what}; {others}")
         );
     }
     assert_eq!(
-        err("srcip='10.0.0.1'\npeers=['10.0.0.1']"),
+        unicast_err("peers=['10.0.0.1']"),
         format!("group[0].peers: 10.0.0.1 is this node's own source address (srcip); {others}")
     );
     assert_eq!(
-        err("peers=['fd00::2']"),
+        unicast_err("peers=['fd00::2']"),
         "group[0].peers: fd00::2 is an IPv6 address; the group advertises over IPv4, so its \
          peers must be IPv4 addresses"
     );
     assert_eq!(
-        err("peers=['node2']"),
+        unicast_err("peers=['node2']"),
         "group[0].peers: \"node2\" is not an IP address"
     );
     for other in ["multicast='239.1.1.1'", "broadcast=true"] {
         assert!(
-            err(&format!("peers=['10.0.0.2']\n{other}"))
+            unicast_err(&format!("peers=['10.0.0.2']\n{other}"))
                 .starts_with("group[0].peers: unicast peers replace the multicast group"),
             "{other}"
         );
     }
+    assert!(
+        err("peers=['10.0.0.2']").starts_with("group[0].srcip: is required with unicast peers")
+    );
     assert_eq!(
         err("peer_ttl_check=false"),
         "group[0].peer_ttl_check: applies to unicast peers only; give peers too"

@@ -382,7 +382,10 @@ pub(crate) mod tests {
     async fn a_unicast_group_sends_each_peer_its_own_copy_and_no_multicast_frame() {
         let mut fx = Recorder::default();
         let peers = [Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(10, 0, 0, 3)];
-        let mut m = member(|r| r.peers = peers.iter().map(|p| p.to_string()).collect());
+        let mut m = member(|r| {
+            r.peers = peers.iter().map(|p| p.to_string()).collect();
+            r.srcip = Some(ME.to_string());
+        });
         let now = Instant::now();
         let advert = Command::SendAdvert {
             advbase: 1,

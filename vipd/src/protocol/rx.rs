@@ -298,7 +298,10 @@ mod tests {
 
     #[test]
     fn a_unicast_group_accepts_its_peers_only_sent_to_this_node() {
-        let g = group(|r| r.peers = vec![PEER.to_string()]);
+        let g = group(|r| {
+            r.peers = vec![PEER.to_string()];
+            r.srcip = Some(ME.to_string());
+        });
         let mut rx = Receiver::new("eth0/vhid1".into(), &g, ME);
         let (now, none) = (Instant::now(), SentCounters::default());
         let other = Ipv4Addr::new(10, 0, 0, 66);
@@ -333,6 +336,7 @@ mod tests {
     fn without_the_ttl_check_a_peer_behind_a_router_is_accepted() {
         let g = group(|r| {
             r.peers = vec![PEER.to_string()];
+            r.srcip = Some(ME.to_string());
             r.peer_ttl_check = Some(false);
         });
         let mut rx = Receiver::new("eth0/vhid1".into(), &g, ME);

@@ -319,6 +319,7 @@ fn measure(metric: Metric, r: &Results) -> Option<Measured> {
         }
         Metric::LinkDownNormal => {
             let row = vipd_rows(r, Failure::LinkDown, Some(Speed::Normal))
+                .filter(|row| !row.case.unicast)
                 .min_by_key(|row| row.case.interval)?;
             fact(
                 max(&row.outage),

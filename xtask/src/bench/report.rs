@@ -147,6 +147,10 @@ fn speeds(r: &Results) -> Vec<Speed> {
 /// The outage cell of `sys` in `scenario`, and its median (NaN when it failed).
 fn outage_cell(rows: &[&OutageRow], sys: Sys, reps: usize) -> (String, f64) {
     match rows.iter().find(|r| r.sys == sys) {
+        Some(r) if r.cannot.is_some() => (
+            format!("not run: {}", r.cannot.unwrap_or_default()),
+            f64::NAN,
+        ),
         Some(r) if !r.outage.is_empty() => {
             let owners = r.owners.iter().max().copied().unwrap_or(0);
             let lost_max = r.lost.iter().max().copied().unwrap_or(0);
@@ -647,6 +651,7 @@ mod tests {
             owners: vec![1; outage.len()],
             flip_us: flips.to_vec(),
             handoff_ms: handoffs.to_vec(),
+            cannot: sys.cannot(case),
         }
     }
 
@@ -700,11 +705,13 @@ mod tests {
             failure: Failure::Graceful,
             speed: Speed::Normal,
             interval: Duration::from_millis(10),
+            unicast: false,
         };
         let link = Case {
             failure: Failure::LinkDown,
             speed: Speed::Fastest,
             interval: Duration::from_millis(10),
+            unicast: false,
         };
         let mut outages = vec![];
         for case in [graceful, link] {
@@ -979,6 +986,27 @@ mod tests {
              link kind `veth`; failed in 1 of 2 runs: no \
              advertisement reached the daemon (0 accepted, 0 handed over, 3 sent))."
         ));
+    }
+
+    #[test]
+    fn a_case_a_system_cannot_run_says_so_instead_of_failed() {
+        let case = Case {
+            failure: Failure::Graceful,
+            speed: Speed::Normal,
+            interval: Duration::from_millis(10),
+            unicast: true,
+        };
+        let mut r = results(None, None);
+        let rows = r.outages.as_mut().unwrap();
+        rows.push(row(case, Sys::Vipd, &[4.0, 6.0], &[], &[]));
+        rows.push(row(case, Sys::Ucarp, &[], &[], &[]));
+        rows.push(row(case, Sys::Keepalived, &[600.0, 610.0], &[], &[]));
+        let text = render(&r);
+        assert!(text.contains(
+            "| graceful hand-off, adverts 1 s to unicast peers (no multicast), probe every 10 ms \
+             | 6 / 6 (lost ≤0, owners 1) | not run: ucarp has no unicast mode \
+             | 610 / 610 (lost ≤0, owners 1) | n/a | 101.7× |"
+        ), "{text}");
     }
 
     #[test]

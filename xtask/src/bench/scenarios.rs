@@ -25,14 +25,22 @@ pub struct Case {
     pub failure: Failure,
     pub speed: Speed,
     pub interval: Duration,
+    /// The lab's bridge drops all multicast and the nodes advertise to each other as
+    /// unicast peers (vipd `--peer`, keepalived `unicast_peer`).
+    pub unicast: bool,
 }
 
 impl Case {
     pub fn name(&self) -> String {
         format!(
-            "{}, adverts {}, probe every {} ms",
+            "{}, adverts {}{}, probe every {} ms",
             self.failure.name(),
             self.speed.name(),
+            if self.unicast {
+                " to unicast peers (no multicast)"
+            } else {
+                ""
+            },
             self.interval.as_millis()
         )
     }
@@ -45,6 +53,11 @@ pub fn cases(quick: bool) -> Vec<Case> {
         failure,
         speed,
         interval,
+        unicast: false,
+    };
+    let unicast = |failure| Case {
+        unicast: true,
+        ..case(Speed::Normal, failure, ms(10))
     };
     let mut cases = vec![
         case(Speed::Normal, Failure::Graceful, ms(10)),
@@ -61,7 +74,10 @@ pub fn cases(quick: bool) -> Vec<Case> {
                 (Speed::Normal, Failure::Graceful) | (Speed::Fastest, Failure::LinkDown)
             )
         });
+        cases.push(unicast(Failure::Graceful));
     } else {
+        cases.push(unicast(Failure::Graceful));
+        cases.push(unicast(Failure::LinkDown));
         cases.push(case(Speed::Normal, Failure::Graceful, ms(1)));
         // Node loss at a resolution finer than the 10 ms probe spacing.
         cases.push(case(Speed::Fastest, Failure::LinkDown, ms(1)));
@@ -124,6 +140,8 @@ pub struct OutageRow {
     pub flip_us: Vec<f64>,
     /// vipd only: demote applied to the peer's ownership map write finished (ms).
     pub handoff_ms: Vec<f64>,
+    /// Why the system cannot run this case at all (it was not run).
+    pub cannot: Option<&'static str>,
 }
 
 /// Every case for every system, `reps` times each.
@@ -141,7 +159,16 @@ pub fn outages(cases: &[Case], reps: usize, clock: &Instant) -> Vec<OutageRow> {
                 owners: vec![],
                 flip_us: vec![],
                 handoff_ms: vec![],
+                cannot: sys.cannot(case),
             };
+            if let Some(why) = row.cannot {
+                progress(
+                    clock,
+                    &format!("{}: {} not run: {why}", case.name(), sys.name()),
+                );
+                rows.push(row);
+                continue;
+            }
             for rep in 0..reps {
                 progress(
                     clock,
@@ -166,21 +193,24 @@ pub fn outages(cases: &[Case], reps: usize, clock: &Instant) -> Vec<OutageRow> {
 }
 
 /// Starts the master (node 0) and, once it won, the backup (node 1).
-fn start_pair(lab: &mut Lab, sys: Sys, speed: Speed) -> Result<[Running; 2]> {
-    let r0 = systems::start(lab, sys, 0, speed)?;
+fn start_pair(lab: &mut Lab, sys: Sys, speed: Speed, unicast: bool) -> Result<[Running; 2]> {
+    let r0 = systems::start_with(lab, sys, 0, speed, unicast)?;
     // Let the master win before the backup starts, as in a running cluster.
     if !Lab::wait_for(Duration::from_secs(10), || {
         systems::is_master(lab, sys, 0, &r0.events)
     }) {
         bail!("{} did not become master", sys.name());
     }
-    let r1 = systems::start(lab, sys, 1, speed)?;
+    let r1 = systems::start_with(lab, sys, 1, speed, unicast)?;
     Ok([r0, r1])
 }
 
 fn failover(sys: Sys, case: Case) -> Result<Sample> {
     let mut lab = Lab::new(&format!("b{}", sys.name()), 2)?;
-    let [r0, _] = start_pair(&mut lab, sys, case.speed)?;
+    if case.unicast {
+        lab.drop_multicast()?;
+    }
+    let [r0, _] = start_pair(&mut lab, sys, case.speed, case.unicast)?;
     std::thread::sleep(Duration::from_secs(3));
     let count = (Duration::from_secs(7).as_secs_f64() / case.interval.as_secs_f64()) as u32;
     let probe = lab.start_probe(VIP, case.interval, count)?;
@@ -308,7 +338,7 @@ pub fn floods(secs: u64, clock: &Instant) -> Vec<Flood> {
 /// flooded from the client.
 fn false_failovers(sys: Sys, secs: u64) -> Result<Flood> {
     let mut lab = Lab::new(&format!("f{}", sys.name()), 2)?;
-    let [r0, r1] = start_pair(&mut lab, sys, Speed::Fastest)?;
+    let [r0, r1] = start_pair(&mut lab, sys, Speed::Fastest, false)?;
     let ev: [PathBuf; 2] = [r0.events, r1.events];
     std::thread::sleep(Duration::from_secs(2));
     let before = systems::transitions(&lab, sys, &ev);
@@ -1143,8 +1173,14 @@ mod tests {
     #[test]
     fn quick_runs_a_subset_of_the_cases() {
         let (quick, full) = (cases(true), cases(false));
-        assert_eq!(quick.len(), 2);
+        assert_eq!(quick.len(), 3);
         assert!(quick.iter().all(|c| full.contains(c)));
-        assert_eq!(full.len(), 8);
+        assert_eq!(full.len(), 10);
+        let unicast: Vec<_> = full
+            .iter()
+            .filter(|c| c.unicast)
+            .map(|c| c.failure)
+            .collect();
+        assert_eq!(unicast, [Failure::Graceful, Failure::LinkDown]);
     }
 }

@@ -43,6 +43,11 @@ impl Sys {
         (!version.is_empty()).then_some(version)
     }
 
+    /// Why this system cannot run `case` at all, if it cannot.
+    pub fn cannot(self, case: super::scenarios::Case) -> Option<&'static str> {
+        (case.unicast && self == Sys::Ucarp).then_some("ucarp has no unicast mode")
+    }
+
     /// How [`cause`] makes this system's master fail or hand over, as the report states it.
     pub fn trigger(self, failure: Failure) -> &'static str {
         match (failure, self) {
@@ -181,6 +186,18 @@ fn spawn_keepalived(lab: &mut Lab, i: usize, conf: &Path, tag: &str) -> Result<(
 
 /// Starts `sys` on node `i` of the lab; node 0 is meant to win.
 pub fn start(lab: &mut Lab, sys: Sys, i: usize, speed: Speed) -> Result<Running> {
+    start_with(lab, sys, i, speed, false)
+}
+
+/// [`start`], advertising to the other node of the pair as a unicast peer with `unicast`.
+pub fn start_with(
+    lab: &mut Lab,
+    sys: Sys,
+    i: usize,
+    speed: Speed,
+    unicast: bool,
+) -> Result<Running> {
+    let peer = node_addr(2 - i).to_string();
     let events = lab.dir().join(format!("events{i}"));
     let master = i == 0;
     let (advbase, advskew) = speed.carp(master);
@@ -189,19 +206,20 @@ pub fn start(lab: &mut Lab, sys: Sys, i: usize, speed: Speed) -> Result<Running>
     match sys {
         Sys::Vipd => {
             let (b, k) = (advbase.to_string(), advskew.to_string());
-            let pid = lab.start_vipd(
-                i,
-                &[
-                    "-i", "eth0", "-s", &src, "-v", "1", "-p", "secret", "-a", &vip, "-b", &b,
-                    "-k", &k,
-                ],
-            )?;
+            let mut args = vec![
+                "-i", "eth0", "-s", &src, "-v", "1", "-p", "secret", "-a", &vip, "-b", &b, "-k", &k,
+            ];
+            if unicast {
+                args.extend(["--peer", &peer]);
+            }
+            let pid = lab.start_vipd(i, &args)?;
             Ok(Running {
                 pid,
                 extra_pids: vec![],
                 events,
             })
         }
+        Sys::Ucarp if unicast => anyhow::bail!("ucarp has no unicast mode"),
         Sys::Ucarp => {
             let (pid, events) = lab.start_ucarp(i, advbase, advskew, "secret", &["-z"])?;
             Ok(Running {
@@ -209,6 +227,10 @@ pub fn start(lab: &mut Lab, sys: Sys, i: usize, speed: Speed) -> Result<Running>
                 extra_pids: vec![],
                 events,
             })
+        }
+        Sys::Keepalived if unicast => {
+            let instance = format!("  unicast_src_ip {src}\n  unicast_peer {{\n    {peer}\n  }}\n");
+            start_keepalived(lab, i, speed, "", &instance)
         }
         Sys::Keepalived => start_keepalived(lab, i, speed, "", ""),
     }
