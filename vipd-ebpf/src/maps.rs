@@ -8,8 +8,8 @@ use aya_ebpf::{
 };
 use vipd_common::{
     ADVERTS_RING_BYTES, DRAIN_STAT_COUNT, DrainStat, DrainTarget, GroupPeerKey, MAX_DRAINS,
-    MAX_GROUP_PEERS, MAX_GROUPS, MAX_KNOWN_PEERS, MAX_PEER_MACS, MAX_VIPS, PEER_ADVERTS_RING_BYTES, PeerKey, PeerMacKey,
-    REASON_COUNT, Reason, VhidKey, VhidSeen, VipKey, VipOwner,
+    MAX_GROUP_PEERS, MAX_GROUPS, MAX_KNOWN_PEERS, MAX_PEER_MACS, MAX_VIPS, PEER_ADVERTS_RING_BYTES,
+    PeerKey, PeerMacKey, REASON_COUNT, Reason, VhidKey, VhidSeen, VipKey, VipOwner,
 };
 
 #[map(name = "STATS")]
