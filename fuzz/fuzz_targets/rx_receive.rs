@@ -264,6 +264,22 @@ impl Harness {
     }
 }
 
+/// The multicast group the receiver serves: [`VHID`], [`VIPS`], [`KEY`]'s password, to
+/// [`GROUP`].
+fn group(coverage: Coverage) -> vipd::config::GroupConfig {
+    let raw = vipd::config::RawGroup {
+        interface: Some("eth0".into()),
+        vhid: Some(u32::from(VHID)),
+        vips: VIPS.iter().map(|v| format!("{v}/24")).collect(),
+        password: Some("secret".into()),
+        authenticate: Some(coverage),
+        ..Default::default()
+    };
+    let g = raw.validate("").expect("a valid group");
+    assert_eq!((g.destination, &g.key), (GROUP, &*KEY));
+    g
+}
+
 fuzz_target!(|input: &[u8]| {
     let Some((choice, input)) = input.split_first() else {
         return;
@@ -274,15 +290,7 @@ fuzz_target!(|input: &[u8]| {
         Coverage::All
     };
     let mut h = Harness {
-        rx: Receiver::new(
-            "fuzz/vhid1".into(),
-            VHID,
-            ME,
-            GROUP,
-            VIPS.to_vec(),
-            KEY.clone(),
-            coverage,
-        ),
+        rx: Receiver::new("fuzz/vhid1".into(), &group(coverage), ME),
         model: Model {
             coverage,
             accepted: VecDeque::new(),

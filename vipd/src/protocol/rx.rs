@@ -215,9 +215,6 @@ impl Receiver {
         let vhid = self.vhid;
         let (src, _, bytes) = carp::parse_ipv4_ttl(packet, self.destination, self.ttl_check)
             .map_err(Rejection::Carp)?;
-        if src == self.local_addr {
-            return Err(Rejection::OwnAddress);
-        }
         // Before the HMAC: a flood from anywhere else costs no hashing.
         if !self.peers.is_empty() && !self.peers.contains(&src) {
             return Err(Rejection::NotPeer);
@@ -225,6 +222,9 @@ impl Receiver {
         let advert =
             carp::decode_carp(bytes, src, |v| (v == vhid).then_some((vips, key, coverage)))
                 .map_err(Rejection::Carp)?;
+        if src == self.local_addr {
+            return Err(Rejection::OwnAddress);
+        }
         if sent.contains(advert.counter) {
             return Err(Rejection::OwnCounter);
         }
